@@ -1,0 +1,37 @@
+# The README's commands. `make run` and `make test` are all a new user needs.
+VENV        ?= .venv
+PYTHON      ?= python3
+BIN         := $(VENV)/bin
+export DAGSTER_HOME      ?= $(CURDIR)/.dagster_home
+export PLATFORM_DATA_DIR ?= $(CURDIR)/data
+export SODA_CORE_TELEMETRY_ENABLED := false
+HOST        ?= 127.0.0.1
+PORT        ?= 3000
+
+.PHONY: install run test sample-data dagster-home clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+dagster-home: $(DAGSTER_HOME)/dagster.yaml
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+sample-data: install
+	$(BIN)/platform-assets land --batch all --if-empty
+
+run: install dagster-home sample-data
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+clean:
+	rm -rf data .dagster_home

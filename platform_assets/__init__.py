@@ -1,0 +1,1 @@
+"""platform_assets: landed Rossmann files -> raw -> cleaned -> features -> model, on Dagster."""

@@ -1,0 +1,40 @@
+"""Every path and environment variable the platform reads, in one place.
+
+All data lives under PLATFORM_DATA_DIR (default ``./data``):
+
+    landing/     upstream drops files here
+    archive/     files that were loaded
+    quarantine/  files that could not be loaded, each with ``<name>.reason.txt``
+    warehouse.duckdb
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR_ENV = "PLATFORM_DATA_DIR"
+WAREHOUSE_ENV = "PLATFORM_WAREHOUSE"
+SENSOR_INTERVAL_ENV = "PLATFORM_SENSOR_INTERVAL_SECONDS"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    warehouse_path: Path
+    sensor_interval_seconds: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get(DATA_DIR_ENV, "data")).resolve()
+        warehouse = os.environ.get(WAREHOUSE_ENV) or str(data_dir / "warehouse.duckdb")
+        return cls(
+            data_dir=data_dir,
+            warehouse_path=Path(warehouse).resolve(),
+            sensor_interval_seconds=int(os.environ.get(SENSOR_INTERVAL_ENV, "10")),
+        )
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"

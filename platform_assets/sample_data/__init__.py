@@ -1,0 +1,1 @@
+"""Rossmann-shaped sample data and the `platform-assets land` command."""

@@ -1,0 +1,254 @@
+"""Deterministic Rossmann-shaped data: the real files cannot be downloaded here.
+
+Reproduces the schema, the quirks and the exact counts of the Kaggle
+"Rossmann Store Sales" files (1,115 stores, 2013-01-01..2015-07-31,
+1,017,209 sales rows) with a plausible signal: weekly and yearly seasonality,
+Sunday closures, promo uplift, holidays and store-type effects.
+
+Every day draws from its own random stream (seed, day), so a day's rows are the
+same whether it is generated alone, in a week or in the whole history, and
+days after 2015-07-31 continue the series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+from dateutil.easter import easter
+
+from platform_assets.rossmann import SALES, STORES
+
+N_STORES = 1115
+HISTORY_START = date(2013, 1, 1)
+HISTORY_END = date(2015, 7, 31)
+# The real history has no rows for 180 stores over the second half of 2014 ...
+GAP_STORES = 180
+GAP_START, GAP_END = date(2014, 7, 1), date(2014, 12, 31)
+# ... and one store misses one single day.
+MISSING_DAY = date(2013, 1, 1)
+
+DEFAULT_SEED = 42
+N_STATES = 12
+STORE_TYPE_COUNTS = {"a": 602, "b": 17, "c": 148, "d": 348}
+PROMO_INTERVALS = ("Jan,Apr,Jul,Oct", "Feb,May,Aug,Nov", "Mar,Jun,Sept,Dec")
+
+# Relative turnover by ISO weekday (Mon..Sun): Monday peak, quiet Saturday.
+WEEKDAY_FACTOR = np.array([1.22, 1.02, 0.97, 0.95, 1.00, 0.86, 0.90])
+BASE_SALES = {"a": 6900.0, "b": 10200.0, "c": 6950.0, "d": 6800.0}
+BASKET = {"a": 8.8, "b": 5.1, "c": 8.6, "d": 11.3}  # turnover per customer
+PROMO_UPLIFT = 1.28
+
+
+@dataclass(frozen=True)
+class StoreMaster:
+    """Per-store attributes, public (the store file) and hidden (the signal)."""
+
+    frame: pl.DataFrame
+    state: np.ndarray
+    base_sales: np.ndarray
+    basket: np.ndarray
+    opens_sundays: np.ndarray
+    opens_on_public_holidays: np.ndarray
+    gap_stores: np.ndarray
+    missing_day_store: int
+
+
+class RossmannGenerator:
+    """Generates the store master and any range of sales days from one seed."""
+
+    def __init__(self, seed: int = DEFAULT_SEED) -> None:
+        self.seed = seed
+
+    @cached_property
+    def stores(self) -> StoreMaster:
+        rng = np.random.default_rng([self.seed, 0])
+        store_ids = np.arange(1, N_STORES + 1)
+        store_type = rng.permutation(
+            np.repeat(list(STORE_TYPE_COUNTS), list(STORE_TYPE_COUNTS.values()))
+        )
+        is_b = store_type == "b"
+        assortment = np.where(rng.random(N_STORES) < 0.47, "c", "a")
+        assortment[np.flatnonzero(is_b)[:9]] = "b"
+
+        distance = np.clip(np.round(rng.lognormal(7.7, 1.15, N_STORES) / 10) * 10, 20, 75860)
+        distance_missing = np.zeros(N_STORES, bool)
+        distance_missing[rng.choice(N_STORES, 3, replace=False)] = True
+        competition_known = (rng.random(N_STORES) > 0.32) & ~distance_missing
+        comp_year = rng.choice(np.arange(1990, 2016), N_STORES, p=_tail_weights(26))
+        comp_month = rng.integers(1, 13, N_STORES)
+
+        promo2 = rng.random(N_STORES) < 0.512
+        promo2_year = rng.integers(2009, 2016, N_STORES)
+        promo2_week = rng.integers(1, 51, N_STORES)
+        promo_interval = np.array(PROMO_INTERVALS)[rng.choice(3, N_STORES, p=[0.58, 0.23, 0.19])]
+
+        frame = pl.DataFrame(
+            {
+                "Store": store_ids,
+                "StoreType": store_type,
+                "Assortment": assortment,
+                "CompetitionDistance": _nullable(distance.astype(np.int64), ~distance_missing),
+                "CompetitionOpenSinceMonth": _nullable(comp_month, competition_known),
+                "CompetitionOpenSinceYear": _nullable(comp_year, competition_known),
+                "Promo2": promo2.astype(np.int64),
+                "Promo2SinceWeek": _nullable(promo2_week, promo2),
+                "Promo2SinceYear": _nullable(promo2_year, promo2),
+                "PromoInterval": _nullable(promo_interval, promo2),
+            }
+        ).select(STORES.names)
+
+        type_base = np.vectorize(BASE_SALES.get)(store_type)
+        gap_and_missing = rng.choice(N_STORES, GAP_STORES + 1, replace=False)
+        return StoreMaster(
+            frame=frame,
+            state=rng.integers(0, N_STATES, N_STORES),
+            base_sales=type_base * rng.lognormal(0.0, 0.32, N_STORES),
+            basket=np.vectorize(BASKET.get)(store_type) * rng.lognormal(0.0, 0.08, N_STORES),
+            opens_sundays=is_b | (rng.random(N_STORES) < 0.015),
+            opens_on_public_holidays=rng.random(N_STORES) < 0.08,
+            gap_stores=np.sort(gap_and_missing[:GAP_STORES]),
+            missing_day_store=int(gap_and_missing[GAP_STORES]),
+        )
+
+    def sales(self, first: date, last: date) -> pl.DataFrame:
+        """Sales rows for every day in [first, last], newest day first like the real file."""
+        if last < first:
+            raise ValueError(f"empty date range: {first} .. {last}")
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        frames = [self._day(day) for day in reversed(days)]
+        return pl.concat(frames)
+
+    def _day(self, day: date) -> pl.DataFrame:
+        master = self.stores
+        rng = np.random.default_rng([self.seed, 1, day.toordinal()])
+        weekday = day.isoweekday()
+        holiday = _state_holidays(day, master.state)
+        school = _school_holidays(day, master.state)
+        promo = weekday <= 5 and ((day.toordinal() - 1) // 7) % 2 == 0
+
+        closed = (weekday == 7) & ~master.opens_sundays
+        closed |= (holiday == "a") & ~master.opens_on_public_holidays
+        closed |= np.isin(holiday, ["b", "c"])
+        closed |= rng.random(N_STORES) < 0.003  # refurbishments, strikes, floods
+        is_open = ~closed
+
+        level = (
+            master.base_sales
+            * WEEKDAY_FACTOR[weekday - 1]
+            * _yearly_season(day)
+            * (1.0 + 0.025 * (day.year - 2013))
+            * (PROMO_UPLIFT if promo else 1.0)
+            * np.where(school, 1.03, 1.0)
+            * rng.lognormal(0.0, 0.11, N_STORES)
+        )
+        sales = np.where(is_open, np.round(level), 0).astype(np.int64)
+        customers = np.where(
+            is_open, np.round(level / master.basket * rng.lognormal(0.0, 0.05, N_STORES)), 0
+        ).astype(np.int64)
+        # The real data has a handful of open days with no sales at all.
+        zero_sales = is_open & (rng.random(N_STORES) < 0.00006)
+        sales[zero_sales] = 0
+        customers[zero_sales] = 0
+
+        keep = np.ones(N_STORES, bool)
+        if GAP_START <= day <= GAP_END:
+            keep[master.gap_stores] = False
+        if day == MISSING_DAY:
+            keep[master.missing_day_store] = False
+
+        # Quirk: the real StateHoliday column mixes the number 0 and the string "0".
+        no_holiday = '"0"' if day.year == 2013 else "0"
+        return pl.DataFrame(
+            {
+                "Store": np.arange(1, N_STORES + 1)[keep],
+                "DayOfWeek": np.full(keep.sum(), weekday),
+                "Date": np.full(keep.sum(), day.isoformat()),
+                "Sales": sales[keep],
+                "Customers": customers[keep],
+                "Open": is_open[keep].astype(np.int64),
+                "Promo": np.full(keep.sum(), int(promo)),
+                "StateHoliday": np.where(holiday == "0", no_holiday, holiday)[keep],
+                "SchoolHoliday": school[keep].astype(np.int64),
+            }
+        ).select(SALES.names)
+
+
+def write_stores_csv(frame: pl.DataFrame, path) -> None:
+    frame.write_csv(path, quote_style="necessary")
+
+
+def write_sales_csv(frame: pl.DataFrame, path) -> None:
+    # quote_style="never" keeps the literal `"0"` quirk exactly as generated.
+    frame.write_csv(path, quote_style="never")
+
+
+def _nullable(values: np.ndarray, present: np.ndarray) -> pl.Series:
+    return pl.Series(values).zip_with(pl.Series(present), pl.Series([None] * len(values)))
+
+
+def _tail_weights(n: int) -> np.ndarray:
+    """More recent competition openings are more common."""
+    w = np.linspace(0.3, 2.0, n)
+    return w / w.sum()
+
+
+def _yearly_season(day: date) -> float:
+    doy = day.timetuple().tm_yday
+    season = 1.0 + 0.05 * np.cos(2 * np.pi * (doy - 15) / 365.25)
+    if day.month == 12 and day.day <= 24:
+        season *= 1.18 + 0.012 * day.day  # Christmas shopping
+    if day.month == 1 and day.day <= 10:
+        season *= 0.9  # January lull
+    return float(season)
+
+
+def _state_holidays(day: date, state: np.ndarray) -> np.ndarray:
+    """'a' public, 'b' Easter, 'c' Christmas, '0' none; some holidays are regional."""
+    e = easter(day.year)
+    national = {
+        date(day.year, 1, 1): "a",
+        e - timedelta(days=2): "b",
+        e + timedelta(days=1): "b",
+        date(day.year, 5, 1): "a",
+        e + timedelta(days=39): "a",
+        e + timedelta(days=50): "a",
+        date(day.year, 10, 3): "a",
+        date(day.year, 12, 25): "c",
+        date(day.year, 12, 26): "c",
+    }
+    regional = {
+        date(day.year, 1, 6): state < 3,
+        e + timedelta(days=60): state < 6,
+        date(day.year, 8, 15): state == 0,
+        date(day.year, 10, 31): (state >= 6) & (state < 10),
+        date(day.year, 11, 1): state < 5,
+    }
+    out = np.full(len(state), "0", dtype="<U1")
+    if day in national:
+        out[:] = national[day]
+    elif day in regional:
+        out[regional[day]] = "a"
+    return out
+
+
+def _school_holidays(day: date, state: np.ndarray) -> np.ndarray:
+    """Each state has its own summer and autumn windows; Easter and Christmas breaks."""
+    e = easter(day.year)
+    per_state = np.array([_school_holiday_in_state(day, s, e) for s in range(N_STATES)])
+    return per_state[state]
+
+
+def _school_holiday_in_state(day: date, state: int, easter_day: date) -> bool:
+    summer = date(day.year, 6, 20) + timedelta(weeks=(state * 5) % 9)
+    autumn = date(day.year, 10, 5) + timedelta(weeks=state % 3)
+    return (
+        summer <= day < summer + timedelta(weeks=6)
+        or autumn <= day < autumn + timedelta(days=12)
+        or abs((day - easter_day).days) <= 7
+        or (day.month == 12 and day.day >= 22)
+        or (day.month == 1 and day.day <= 6)
+    )

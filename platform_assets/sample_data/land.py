@@ -1,0 +1,106 @@
+"""Drop generated files into the landing folder the way a real upstream would.
+
+Each file is written under a hidden temporary name and renamed into place, so a
+watcher never sees half a file. Without ``--from`` sales continue the day after
+the last sales file that ever landed (in landing/ or archive/).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from platform_assets import rossmann
+from platform_assets.sample_data.generator import (
+    HISTORY_END,
+    HISTORY_START,
+    RossmannGenerator,
+    write_sales_csv,
+    write_stores_csv,
+)
+
+BATCH_DAYS = {"daily": 1, "weekly": 7}
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    path: Path
+    rows: int
+
+
+def land(
+    data_dir: Path,
+    *,
+    batch: str = "daily",
+    first: date | None = None,
+    days: int | None = None,
+    seed: int | None = None,
+    stores: bool = False,
+    if_empty: bool = False,
+) -> list[LandedFile]:
+    """Land the store master (if it never landed, or if ``stores``) and a range of sales days."""
+    landing, archive = data_dir / "landing", data_dir / "archive"
+    landing.mkdir(parents=True, exist_ok=True)
+    seen = _names_in(landing) | _names_in(archive)
+    if if_empty and seen:
+        return []
+    generator = RossmannGenerator() if seed is None else RossmannGenerator(seed)
+
+    landed = []
+    if stores or rossmann.STORES_FILE not in seen:
+        frame = generator.stores.frame
+        landed.append(_write_atomically(landing / rossmann.STORES_FILE, frame, write_stores_csv))
+
+    first = first or _next_unlanded_day(seen)
+    count = _default_days(batch, first) if days is None else days
+    if count < 1:
+        raise ValueError(f"--days must be at least 1, got {count}")
+    last = first + timedelta(days=count - 1)
+    for chunk_first, chunk_last in _chunks(first, last, batch):
+        frame = generator.sales(chunk_first, chunk_last)
+        name = rossmann.sales_file_name(chunk_first, chunk_last)
+        landed.append(_write_atomically(landing / name, frame, write_sales_csv))
+    return landed
+
+
+def _default_days(batch: str, first: date) -> int:
+    if batch == "all":
+        if first > HISTORY_END:
+            raise ValueError(
+                f"--batch all without --days lands the history up to {HISTORY_END}; "
+                f"{first} is past it, so say how many --days to land"
+            )
+        return (HISTORY_END - first).days + 1
+    return BATCH_DAYS[batch]
+
+
+def _chunks(first: date, last: date, batch: str) -> Iterator[tuple[date, date]]:
+    step = (last - first).days + 1 if batch == "all" else BATCH_DAYS[batch]
+    start = first
+    while start <= last:
+        end = min(start + timedelta(days=step - 1), last)
+        yield start, end
+        start = end + timedelta(days=1)
+
+
+def _names_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def _next_unlanded_day(seen: set[str]) -> date:
+    last_days = [d for d in map(rossmann.last_date_of_sales_file, seen) if d is not None]
+    return max(last_days) + timedelta(days=1) if last_days else HISTORY_START
+
+
+def _write_atomically(
+    target: Path, frame: pl.DataFrame, write: Callable[[pl.DataFrame, Path], None]
+) -> LandedFile:
+    temporary = target.with_name(f".{target.name}.tmp")
+    write(frame, temporary)
+    os.replace(temporary, target)
+    return LandedFile(target, frame.height)

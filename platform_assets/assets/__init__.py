@@ -1,0 +1,1 @@
+"""Software-defined assets, one module per layer: thin wrappers doing I/O and metadata."""

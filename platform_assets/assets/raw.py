@@ -1,0 +1,115 @@
+"""Raw layer: landed CSV files, typed but otherwise as delivered.
+
+A load is all-or-nothing: the file is parsed completely into a staging table
+first, then the target rows are replaced in one transaction together with the
+ledger entry. A file that cannot be parsed is quarantined with its reason and
+the warehouse is not touched.
+"""
+
+
+import time
+
+import dagster as dg
+
+from platform_assets import ledger, rossmann
+from platform_assets.loading import BadFile, stage_csv
+from platform_assets.resources import LandingZone, Warehouse, content_hash
+
+OWNER = "team:data-platform"
+sales_files = dg.DynamicPartitionsDefinition(name="sales_files")
+
+
+@dg.asset(
+    key=["raw", "stores"],
+    group_name="raw",
+    kinds={"duckdb", "csv"},
+    owners=[OWNER],
+    tags={"layer": "raw", "domain": "stores"},
+    code_version="1",
+    pool="duckdb",
+    description="Store master as landed: one row per store, typed, with its source file.",
+)
+def raw_stores(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone) -> dg.MaterializeResult:
+    return _load_file(context, warehouse, landing, rossmann.STORES_FILE, rossmann.STORES, "raw.stores")
+
+
+@dg.asset(
+    key=["raw", "sales"],
+    group_name="raw",
+    kinds={"duckdb", "csv"},
+    owners=[OWNER],
+    tags={"layer": "raw", "domain": "sales"},
+    code_version="1",
+    pool="duckdb",
+    partitions_def=sales_files,
+    description="Daily sales per store as landed: one partition per sales file, typed, with its source file.",
+)
+def raw_sales(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone) -> dg.MaterializeResult:
+    return _load_file(context, warehouse, landing, context.partition_key, rossmann.SALES, "raw.sales")
+
+
+def _load_file(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    landing: LandingZone,
+    name: str,
+    schema: rossmann.FileSchema,
+    table: str,
+) -> dg.MaterializeResult:
+    """Replace the rows ``name`` contributed to ``table``: the whole table for the store master."""
+    try:
+        path = landing.locate(name)
+    except FileNotFoundError as missing:
+        raise dg.Failure(description=str(missing)) from None
+    digest = content_hash(path)
+    context.log.info(f"loading {path} ({path.stat().st_size:,} bytes, sha256 {digest[:12]})")
+    started = time.perf_counter()
+
+    with warehouse.get_connection() as conn:
+        try:
+            rows = stage_csv(conn, path, schema, "staged")
+        except BadFile as bad:
+            reason = str(bad)
+            conn.begin()
+            ledger.record(conn, path, kind=schema.kind, content_hash=digest, rows=None,
+                          status="quarantined", reason=reason)
+            conn.commit()
+            landing.move_to_quarantine(path, reason)
+            raise dg.Failure(
+                description=f"{name} was quarantined, nothing was loaded: {reason}",
+                metadata={"file": name, "reason": reason, "quarantined_to": str(landing.quarantine)},
+            ) from None
+        context.log.info(f"parsed {rows:,} rows in {time.perf_counter() - started:.2f}s")
+
+        replaced = "true" if schema is rossmann.STORES else "_source_file = $name"
+        conn.begin()
+        try:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_columns_ddl(schema)})")
+            conn.execute(f"DELETE FROM {table} WHERE {replaced}", {"name": name} if "$name" in replaced else {})
+            conn.execute(f"INSERT INTO {table} SELECT *, $name, now() FROM staged", {"name": name})
+            ledger.record(conn, path, kind=schema.kind, content_hash=digest, rows=rows, status="loaded")
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        table_rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    archived = landing.move_to_archive(path)
+    context.log.info(f"committed {rows:,} rows of {name} into {table}; file archived to {archived}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "dagster/table_name": table,
+            "dagster/column_schema": schema.table_schema(*rossmann.LINEAGE_COLUMNS),
+            "table_row_count": table_rows,
+            "source_file": name,
+            "content_hash": digest,
+            "size_bytes": archived.stat().st_size,
+            "load_seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+def _columns_ddl(schema: rossmann.FileSchema) -> str:
+    return ", ".join(f'"{c.name}" {c.duckdb_type}' for c in (*schema.columns, *rossmann.LINEAGE_COLUMNS))

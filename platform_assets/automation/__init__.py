@@ -1,0 +1,1 @@
+"""Sensors and automation that drive the assets; assets never import this package."""

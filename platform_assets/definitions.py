@@ -1,0 +1,19 @@
+"""The one Definitions object of the code location."""
+
+import dagster as dg
+
+from platform_assets.assets.raw import raw_sales, raw_stores
+from platform_assets.automation.landing_sensor import landing_sensor
+from platform_assets.resources import LandingZone, Warehouse
+from platform_assets.settings import Settings
+
+settings = Settings.from_env()
+
+defs = dg.Definitions(
+    assets=[raw_stores, raw_sales],
+    sensors=[landing_sensor],
+    resources={
+        "warehouse": Warehouse(database=str(settings.warehouse_path)),
+        "landing": LandingZone(data_dir=str(settings.data_dir)),
+    },
+)

@@ -1,0 +1,72 @@
+"""Parse a landed CSV strictly against its schema, or say exactly why it can't be.
+
+DuckDB's CSV reader does the work with an explicit schema (no type guessing,
+strict mode); this module adds the checks it leaves to us (empty file, header)
+and turns its errors into a short reason with the line number.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from platform_assets.rossmann import FileSchema
+
+
+class BadFile(Exception):
+    """A landed file that cannot be loaded; the message is the quarantine reason."""
+
+
+def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, schema: FileSchema, table: str) -> int:
+    """Parse ``path`` into temp table ``table`` with the schema's columns in order; return its rows.
+
+    Raises BadFile with a reason naming the file (and line, where DuckDB knows it).
+    """
+    header = _read_header(path)
+    if sorted(header) != sorted(schema.names):
+        missing = [c for c in schema.names if c not in header]
+        unexpected = [c for c in header if c not in schema.names]
+        raise BadFile(
+            f"{path.name}: header does not match the {schema.kind} schema"
+            + (f"; missing columns: {', '.join(missing)}" if missing else "")
+            + (f"; unexpected columns: {', '.join(unexpected)}" if unexpected else "")
+            + (f"; duplicated columns in header" if not missing and not unexpected else "")
+            + f" (line 1: {','.join(header)!r})"
+        )
+    types = {c.name: c.duckdb_type for c in schema.columns}
+    # Columns are typed in the order the file has them, then selected in schema order.
+    columns = {name: types[name] for name in header}
+    select = ", ".join(f'"{name}"' for name in schema.names)
+    try:
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_csv("
+            "$path, header = true, columns = $columns, auto_detect = false, delim = ',', "
+            "quote = '\"', escape = '\"', dateformat = '%Y-%m-%d', strict_mode = true)",
+            {"path": str(path), "columns": columns},
+        )
+    except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
+        raise BadFile(f"{path.name}: {_first_paragraph(str(error))}") from None
+    return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _read_header(path: Path) -> list[str]:
+    with path.open("rb") as handle:
+        first_line = handle.readline()
+    if not first_line.strip():
+        raise BadFile(f"{path.name}: file is empty (no header line)")
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BadFile(f"{path.name}: line 1 is not UTF-8 ({error.reason} at byte {error.start})") from None
+    return [name.strip().strip('"') for name in text.rstrip("\r\n").split(",")]
+
+
+def _first_paragraph(message: str) -> str:
+    """DuckDB's CSV errors start with what went wrong and go on with generic advice."""
+    lines = []
+    for line in message.splitlines():
+        if not line.strip() or line.startswith(("Possible", "Column ", "This type")):
+            break
+        lines.append(line.strip())
+    return " | ".join(lines)

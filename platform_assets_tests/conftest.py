@@ -1,0 +1,73 @@
+"""Shared fixtures: a temp data dir, real resources and a real (ephemeral) Dagster instance."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
+from platform_assets.resources import LandingZone, Warehouse
+from platform_assets.sample_data.land import land
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def landing(data_dir: Path) -> LandingZone:
+    return LandingZone(data_dir=str(data_dir))
+
+
+@pytest.fixture
+def warehouse_path(data_dir: Path) -> Path:
+    return data_dir / "warehouse.duckdb"
+
+
+@pytest.fixture
+def resources(landing: LandingZone, warehouse_path: Path) -> dict:
+    return {"landing": landing, "warehouse": Warehouse(database=str(warehouse_path))}
+
+
+@pytest.fixture
+def instance():
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture
+def load(instance, resources):
+    """Materialize raw/stores (no partition) or one raw/sales partition; returns the result."""
+
+    def _load(partition: str | None = None) -> dg.ExecuteInProcessResult:
+        if partition is None:
+            return dg.materialize([raw_stores], resources=resources, instance=instance, raise_on_error=False)
+        if not instance.has_dynamic_partition(sales_files.name, partition):
+            instance.add_dynamic_partitions(sales_files.name, [partition])
+        return dg.materialize([raw_sales], partition_key=partition, resources=resources,
+                              instance=instance, raise_on_error=False)
+
+    return _load
+
+
+@pytest.fixture
+def query(warehouse_path: Path):
+    """Run SQL read-only against the test warehouse (None if it does not exist yet)."""
+
+    def _query(sql: str, params=None):
+        if not warehouse_path.exists():
+            return None
+        with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+            return conn.execute(sql, params or []).fetchall()
+
+    return _query
+
+
+@pytest.fixture(scope="session")
+def full_history(tmp_path_factory) -> Path:
+    """The whole generated history landed once per test session (store.csv + one sales file)."""
+    data_dir = tmp_path_factory.mktemp("full") / "data"
+    land(data_dir, batch="all")
+    return data_dir

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from platform_assets.assets.cleaned import cleaned_sales
+from platform_assets.assets.features import sales_features
 from platform_assets.assets.raw import raw_sales, raw_stores
 from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.resources import LandingZone, Warehouse
@@ -10,7 +12,7 @@ from platform_assets.settings import Settings
 settings = Settings.from_env()
 
 defs = dg.Definitions(
-    assets=[raw_stores, raw_sales],
+    assets=[raw_stores, raw_sales, cleaned_sales, sales_features],
     sensors=[landing_sensor],
     resources={
         "warehouse": Warehouse(database=str(settings.warehouse_path)),

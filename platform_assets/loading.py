@@ -47,7 +47,7 @@ def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, schema: FileSchema, t
         )
     except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
         raise BadFile(f"{path.name}: {_first_paragraph(str(error))}") from None
-    return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
 def _read_header(path: Path) -> list[str]:

@@ -14,6 +14,7 @@ import dagster as dg
 from platform_assets import ledger, rossmann
 from platform_assets.loading import BadFile, stage_csv
 from platform_assets.resources import LandingZone, Warehouse, content_hash
+from platform_assets.tables import scalar
 
 OWNER = "team:data-platform"
 sales_files = dg.DynamicPartitionsDefinition(name="sales_files")
@@ -93,7 +94,7 @@ def _load_file(
         except BaseException:
             conn.rollback()
             raise
-        table_rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        table_rows = scalar(conn, f"SELECT count(*) FROM {table}")
 
     archived = landing.move_to_archive(path)
     context.log.info(f"committed {rows:,} rows of {name} into {table}; file archived to {archived}")

@@ -1,0 +1,1 @@
+"""Pure Polars transforms (LazyFrame -> LazyFrame): no Dagster, no I/O."""

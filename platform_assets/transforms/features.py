@@ -1,0 +1,185 @@
+"""Model-ready features, one row per (store, date). Pure Polars, no I/O.
+
+Every feature of a day depends only on the same store's rows at most
+``LOOKBACK_DAYS`` before and ``LOOKAHEAD_DAYS`` after it. That bound is what
+makes incremental updates exact: when days D change, the rows to recompute are
+``affected_dates(D)``, computed from the input rows in ``input_range``.
+"""
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+import polars as pl
+
+LAGS = (1, 7, 14, 28)
+WINDOWS = (7, 28)
+HOLIDAY_HORIZON = 30  # days_until/since_state_holiday are capped here
+LOOKBACK_DAYS = max(*LAGS, *WINDOWS, HOLIDAY_HORIZON)
+LOOKAHEAD_DAYS = HOLIDAY_HORIZON
+MONTHS = {"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
+          "Jul": 7, "Aug": 8, "Sept": 9, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12}
+
+COLUMNS: dict[str, str] = {
+    "store": "Store id.",
+    "date": "Business day.",
+    "sales": "Target: turnover of the day.",
+    "customers": "Customers of the day.",
+    "is_open": "Whether the store was open (models usually train on open days).",
+    "store_type": "Store model, a..d.",
+    "assortment": "a = basic, b = extra, c = extended.",
+    "year": "Calendar year.",
+    "month": "Month, 1..12.",
+    "day": "Day of month, 1..31.",
+    "week_of_year": "ISO week, 1..53.",
+    "day_of_year": "Day of year, 1..366.",
+    "quarter": "Quarter, 1..4.",
+    "day_of_week": "ISO day of week, 1 = Monday .. 7 = Sunday.",
+    "is_weekend": "Saturday or Sunday.",
+    "is_month_start": "First day of the month.",
+    "is_month_end": "Last day of the month.",
+    "promo": "The store ran a promo that day.",
+    "promo2_active": "Promo2 has started for the store and restarts this month (PromoInterval).",
+    "weeks_since_promo2_start": "Whole weeks since Promo2 started; null if the store has no Promo2 or it has not started.",
+    "competition_open": "The nearest competitor was open on this day.",
+    "months_since_competition_open": "Whole months since the competitor opened, 0 before; capped at 240.",
+    "log_competition_distance": "ln(1 + metres to the nearest competitor).",
+    "competition_distance_missing": "The distance was unknown and filled with the median.",
+    "state_holiday": "0 = none, a = public, b = Easter, c = Christmas.",
+    "is_state_holiday": "Any state holiday that day.",
+    "school_holiday": "Public schools were closed.",
+    "days_until_state_holiday": f"Days to the next state holiday of the store (0 on one), capped at {HOLIDAY_HORIZON}.",
+    "days_since_state_holiday": f"Days since the last state holiday of the store (0 on one), capped at {HOLIDAY_HORIZON}.",
+    **{f"{col}_lag_{k}": f"{col.capitalize()} exactly {k} calendar day(s) earlier; null if that day has no row."
+       for k in LAGS for col in ("sales", "customers")},
+    **{f"sales_{stat}_{w}d": f"{name} of sales over the {w} calendar days before (excluding the day itself); "
+       f"null without {'two rows' if stat == 'std' else 'a row'} in that window."
+       for w in WINDOWS for stat, name in (("mean", "Mean"), ("std", "Sample standard deviation"))},
+}
+
+_CLEANED = "cleaned.sales"
+LINEAGE: dict[str, list[tuple[str, str]]] = {
+    **{c: [(_CLEANED, c)] for c in ("store", "date", "sales", "customers", "is_open", "store_type", "assortment",
+                                    "promo", "competition_distance_missing", "state_holiday", "school_holiday")},
+    **{c: [(_CLEANED, "date")] for c in ("year", "month", "day", "week_of_year", "day_of_year", "quarter",
+                                         "day_of_week", "is_weekend", "is_month_start", "is_month_end")},
+    "promo2_active": [(_CLEANED, "date"), (_CLEANED, "promo2_since"), (_CLEANED, "promo_interval")],
+    "weeks_since_promo2_start": [(_CLEANED, "date"), (_CLEANED, "promo2_since")],
+    "competition_open": [(_CLEANED, "date"), (_CLEANED, "competition_open_since")],
+    "months_since_competition_open": [(_CLEANED, "date"), (_CLEANED, "competition_open_since")],
+    "log_competition_distance": [(_CLEANED, "competition_distance")],
+    "is_state_holiday": [(_CLEANED, "state_holiday")],
+    "days_until_state_holiday": [(_CLEANED, "date"), (_CLEANED, "state_holiday")],
+    "days_since_state_holiday": [(_CLEANED, "date"), (_CLEANED, "state_holiday")],
+    **{f"{col}_lag_{k}": [(_CLEANED, "date"), (_CLEANED, col)] for k in LAGS for col in ("sales", "customers")},
+    **{f"sales_{stat}_{w}d": [(_CLEANED, "date"), (_CLEANED, "sales")] for w in WINDOWS for stat in ("mean", "std")},
+}
+
+
+def affected_dates(changed: Iterable[date]) -> list[date]:
+    """Feature rows to recompute when the cleaned rows of ``changed`` days change."""
+    out: set[date] = set()
+    for day in changed:
+        out.update(day + timedelta(days=k) for k in range(-LOOKAHEAD_DAYS, LOOKBACK_DAYS + 1))
+    return sorted(out)
+
+
+def input_range(targets: list[date]) -> tuple[date, date]:
+    """Cleaned rows needed to compute features for ``targets``."""
+    return targets[0] - timedelta(days=LOOKBACK_DAYS), targets[-1] + timedelta(days=LOOKAHEAD_DAYS)
+
+
+def build_features(cleaned: pl.LazyFrame) -> pl.LazyFrame:
+    """Features for every row of ``cleaned`` (exact for rows whose windows lie inside it)."""
+    base = cleaned.sort(["store", "date"])
+    return (
+        base.with_columns(
+            *_calendar(),
+            *_promo(),
+            *_competition(),
+            (pl.col("state_holiday") != "0").alias("is_state_holiday"),
+            *_rolling(),
+        )
+        .pipe(_holiday_distances)
+        .pipe(_lags)
+        .select(list(COLUMNS))
+        .sort(["date", "store"])
+    )
+
+
+def _calendar() -> list[pl.Expr]:
+    d = pl.col("date").dt
+    return [
+        d.year().cast(pl.Int16).alias("year"),
+        d.month().cast(pl.Int8).alias("month"),
+        d.day().cast(pl.Int8).alias("day"),
+        d.week().cast(pl.Int8).alias("week_of_year"),
+        d.ordinal_day().cast(pl.Int16).alias("day_of_year"),
+        d.quarter().cast(pl.Int8).alias("quarter"),
+        d.weekday().cast(pl.Int8).alias("day_of_week"),
+        (d.weekday() >= 6).alias("is_weekend"),
+        (d.day() == 1).alias("is_month_start"),
+        (pl.col("date") == d.month_end()).alias("is_month_end"),
+    ]
+
+
+def _promo() -> list[pl.Expr]:
+    started = pl.col("promo2") & (pl.col("date") >= pl.col("promo2_since"))
+    restart_months = (
+        pl.col("promo_interval").str.split(",").list.eval(pl.element().replace_strict(MONTHS, return_dtype=pl.Int8))
+    )
+    return [
+        (started & restart_months.list.contains(pl.col("date").dt.month().cast(pl.Int8))).fill_null(False)
+        .alias("promo2_active"),
+        pl.when(started)
+        .then(((pl.col("date") - pl.col("promo2_since")).dt.total_days() // 7).cast(pl.Int32))
+        .alias("weeks_since_promo2_start"),
+    ]
+
+
+def _competition() -> list[pl.Expr]:
+    since = pl.col("competition_open_since")
+    months = (pl.col("date").dt.year() - since.dt.year()) * 12 + (pl.col("date").dt.month() - since.dt.month())
+    return [
+        (pl.col("date") >= since).alias("competition_open"),
+        months.clip(0, 240).cast(pl.Int16).alias("months_since_competition_open"),
+        pl.col("competition_distance").log1p().alias("log_competition_distance"),
+    ]
+
+
+def _rolling() -> list[pl.Expr]:
+    sales = pl.col("sales").cast(pl.Float64)
+    exprs = []
+    for w in WINDOWS:
+        exprs.append(sales.rolling_mean_by("date", f"{w}d", closed="left").over("store").alias(f"sales_mean_{w}d"))
+        exprs.append(
+            sales.rolling_std_by("date", f"{w}d", closed="left", min_samples=2).over("store").alias(f"sales_std_{w}d")
+        )
+    return exprs
+
+
+def _lags(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Exact calendar-day lags: a join on (store, date - k), so a gap gives null, never another day."""
+    for k in LAGS:
+        shifted = frame.select(
+            "store",
+            (pl.col("date") + pl.duration(days=k)).alias("date"),
+            pl.col("sales").alias(f"sales_lag_{k}"),
+            pl.col("customers").alias(f"customers_lag_{k}"),
+        )
+        frame = frame.join(shifted, on=["store", "date"], how="left")
+    return frame
+
+
+def _holiday_distances(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Distance to the store's next/last state holiday row (input sorted by store, date)."""
+    holiday_date = pl.when(pl.col("is_state_holiday")).then(pl.col("date"))
+    next_holiday = holiday_date.backward_fill().over("store")
+    last_holiday = holiday_date.forward_fill().over("store")
+    return frame.with_columns(
+        _capped_days(next_holiday - pl.col("date")).alias("days_until_state_holiday"),
+        _capped_days(pl.col("date") - last_holiday).alias("days_since_state_holiday"),
+    )
+
+
+def _capped_days(gap: pl.Expr) -> pl.Expr:
+    return gap.dt.total_days().clip(upper_bound=HOLIDAY_HORIZON).fill_null(HOLIDAY_HORIZON).cast(pl.Int16)

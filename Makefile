@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test sample-data dagster-home clean
+.PHONY: install run test bench sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -35,3 +35,6 @@ test: install
 
 clean:
 	rm -rf data .dagster_home
+
+bench: install
+	$(BIN)/python benchmarks/incremental.py

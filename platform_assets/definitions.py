@@ -6,13 +6,16 @@ from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
 from platform_assets.assets.raw import raw_sales, raw_stores
 from platform_assets.automation.landing_sensor import landing_sensor
+from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.settings import Settings
 
 settings = Settings.from_env()
+assets = [raw_stores, raw_sales, cleaned_sales, sales_features]
 
 defs = dg.Definitions(
-    assets=[raw_stores, raw_sales, cleaned_sales, sales_features],
+    assets=assets,
+    asset_checks=contract_checks(settings.contracts_dir, assets),
     sensors=[landing_sensor],
     resources={
         "warehouse": Warehouse(database=str(settings.warehouse_path)),

@@ -1,0 +1,102 @@
+"""Turn each Soda contract into one Dagster multi-asset check, one Dagster check per Soda check.
+
+The contract is verified in-process on the run's own DuckDB connection. On a
+partitioned asset the contract's filter is bound to the partition being
+checked (``${var.partition}``), so a check reads only the batch just loaded.
+"""
+
+import os
+
+os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")  # before soda_core is imported
+
+from pathlib import Path
+
+import dagster as dg
+from soda_core.contracts.api.verify_api import verify_contract_locally
+from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
+
+from platform_assets.quality.contracts import DATA_SOURCE, Contract, ContractError, load_contract
+from platform_assets.quality.failing_rows import failing_rows_query
+from platform_assets.resources import Warehouse
+
+
+def contract_checks(contracts_dir: Path, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    """One multi-asset check per contract file; each contract must name an asset in ``assets``."""
+    partitions = {key: a.partitions_def for a in assets for key in a.keys}
+    checks = []
+    for path in sorted(contracts_dir.glob("*.yml")):
+        contract = load_contract(path)
+        if contract.asset_key not in partitions:
+            raise ContractError(f"{path}: dataset {contract.dataset} is not an asset of this code location")
+        checks.append(_multi_asset_check(contract, partitions[contract.asset_key]))
+    return checks
+
+
+def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefinition:
+    scope = partitions_def if contract.scoped_to_partition else None
+    specs = [
+        dg.AssetCheckSpec(
+            check.name,
+            asset=contract.asset_key,
+            description=check.description,
+            blocking=check.blocking,
+            partitions_def=scope,
+            metadata={"soda_check_type": check.check_type, "column": check.column or "",
+                      "contract": contract.path.name},
+        )
+        for check in contract.checks
+    ]
+
+    @dg.multi_asset_check(
+        specs=specs,
+        name=f"{contract.table.replace('.', '_')}_contract",
+        description=f"Soda data contract {contract.path.name}",
+        pool="duckdb",
+    )
+    def verify(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+        variables = {"partition": context.partition_key} if scope is not None else {}
+        with warehouse.get_connection() as conn:
+            yield from _verify(context, conn, contract, variables)
+
+    return verify
+
+
+def _verify(context, conn, contract: Contract, variables: dict[str, str]):
+    data_source = DuckDBDataSourceImpl.from_existing_cursor(conn, name=DATA_SOURCE)
+    session = verify_contract_locally(
+        data_sources=[data_source], contract_file_path=str(contract.path), variables=variables
+    )
+    (verification,) = session.contract_verification_results
+    results = {r.check.qualifier: r for r in verification.check_results}
+    errors = verification.get_errors_str()
+    for check in contract.checks:
+        result = results.get(check.name)
+        outcome = result.outcome.name if result is not None else "NOT_EVALUATED"
+        passed = outcome == "PASSED"
+        metadata = {"outcome": outcome}
+        if result is not None:
+            metadata |= {k: v for k, v in (result.diagnostic_metric_values or {}).items()
+                         if isinstance(v, (int, float))}
+            metadata["summary"] = result.log_table_row_diagnostics(verbose=False).strip()
+        if outcome == "NOT_EVALUATED":
+            metadata["summary"] = f"not evaluated: {errors or 'soda-core gave no result for this check'}"
+        if not passed:
+            query = failing_rows_query(contract, check, variables)
+            if query is not None:
+                sample = conn.sql(query).pl()
+                if sample.height:
+                    metadata["failing_rows"] = dg.MetadataValue.md(_markdown(sample))
+            context.log.warning(f"{contract.asset_key.to_user_string()} {check.name} {outcome}: {metadata['summary']}")
+        yield dg.AssetCheckResult(
+            asset_key=contract.asset_key,
+            check_name=check.name,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=check.description if passed else f"{check.description} Failed: {metadata.get('summary', outcome)}",
+        )
+
+
+def _markdown(frame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
+    return header + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows())

@@ -12,14 +12,13 @@ SAMPLE_ROWS = 5
 
 def failing_rows_query(contract: Contract, check: ContractCheck, variables: dict[str, str]) -> str | None:
     """SQL returning up to SAMPLE_ROWS failing rows, or None for checks that are not about rows."""
-    spec = check.spec
-    if check.check_type == "failed_rows" and "query" in spec:
-        return f"SELECT * FROM ({_substitute(spec['query'], variables)}) LIMIT {SAMPLE_ROWS}"
+    if check.check_type == "failed_rows" and "query" in check.spec:
+        return _substitute(f"SELECT * FROM ({check.spec['query']}) LIMIT {SAMPLE_ROWS}", variables)
     condition = _condition(contract, check)
     if condition is None:
         return None
-    scope = f"({_substitute(contract.filter, variables)}) AND " if contract.filter else ""
-    return f"SELECT * FROM {contract.table} WHERE {scope}({condition}) LIMIT {SAMPLE_ROWS}"
+    scope = f"({contract.filter}) AND " if contract.filter else ""
+    return _substitute(f"SELECT * FROM {contract.table} WHERE {scope}({condition}) LIMIT {SAMPLE_ROWS}", variables)
 
 
 def _condition(contract: Contract, check: ContractCheck) -> str | None:

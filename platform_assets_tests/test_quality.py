@@ -1,0 +1,214 @@
+"""Soda contracts as Dagster asset checks: each defect fails exactly its check and stops the flow."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from platform_assets.assets.cleaned import cleaned_sales
+from platform_assets.assets.features import sales_features
+from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
+from platform_assets.quality.contracts import ContractError, load_contract
+from platform_assets.quality.soda_checks import contract_checks
+from platform_assets.sample_data.land import land
+from platform_assets.settings import Settings
+
+CONTRACTS = Settings.from_env().contracts_dir
+ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
+CHECKS = contract_checks(CONTRACTS, ASSETS)
+HEADER = "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday"
+DAY = "2013-01-09"  # a Wednesday, after the three days the fixture loads
+GOOD = [f"{store},3,{DAY},{5000 + store},{500 + store},1,0,0,0" for store in range(1, 1116)]
+ADVISORY = {"batch_size_near_trailing_median", "open_share_of_regular_days", "cleaned_keeps_up_with_raw"}
+
+
+def run(instance, resources, partition=None, assets=ASSETS) -> dg.ExecuteInProcessResult:
+    """Materialize ``assets`` (all but raw/stores when a sales partition is given) with their checks."""
+    keys = [a.key for a in assets if not (partition and a is raw_stores)]
+    selection = dg.AssetSelection.assets(*keys) | dg.AssetSelection.checks_for_assets(*keys)
+    return dg.materialize([*ASSETS, *CHECKS], selection=selection, partition_key=partition,
+                          instance=instance, resources=resources, raise_on_error=False)
+
+
+def _checks_of(assets):
+    keys = {a.key for a in assets}
+    return [spec for c in CHECKS for spec in c.check_specs if spec.asset_key in keys]
+
+
+def failed(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()
+            if not e.passed}
+
+
+def materialized(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def fingerprint(warehouse_path: Path) -> str:
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        rows = [conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {t} ORDER BY ALL").fetchall()
+                for t in ("cleaned.sales", "features.sales_features")]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+@pytest.fixture
+def pipeline(data_dir, resources, instance, warehouse_path):
+    """Store master and three clean days through every layer and every check."""
+    land(data_dir, days=3)
+    names = sorted(p.name for p in (data_dir / "landing").glob("sales_*.csv"))
+    instance.add_dynamic_partitions(sales_files.name, [*names, f"sales_{DAY}.csv"])
+    first = run(instance, resources, assets=[raw_stores])
+    assert first.success, failed(first)
+    for name in names:
+        result = run(instance, resources, name)
+        assert result.success and not failed(result).keys() - {f"raw/sales:{c}" for c in ADVISORY}, failed(result)
+
+    def land_batch(lines: list[str]) -> dg.ExecuteInProcessResult:
+        (data_dir / "landing" / f"sales_{DAY}.csv").write_text("\n".join([HEADER, *lines]) + "\n")
+        before = fingerprint(warehouse_path)
+        result = run(instance, resources, f"sales_{DAY}.csv")
+        result.downstream_unchanged = fingerprint(warehouse_path) == before
+        return result
+
+    return land_batch
+
+
+def test_a_clean_batch_passes_every_check(pipeline):
+    result = pipeline(GOOD)
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == len(_checks_of([raw_sales, cleaned_sales, sales_features]))
+    assert [e.check_name for e in evaluations if not e.passed] == []
+    assert materialized(result) == {"raw/sales", "cleaned/sales", "features/sales_features"}
+
+
+DEFECTS = {
+    # name: (rows, the one blocking check that must fail, failing-row count Soda reports)
+    "null_key": (GOOD[:-1] + [f",3,{DAY},10,1,1,0,0,0"], "store_not_missing", ("missing_count", 1)),
+    "out_of_range_value": (GOOD[:-1] + [f"1115,3,{DAY},10,1,1,5,0,0"], "promo_is_flag", ("invalid_count", 1)),
+    "negative_sales": (GOOD[:-2] + [f"1114,3,{DAY},-10,1,1,0,0,0", f"1115,3,{DAY},-3,1,1,0,0,0"],
+                       "sales_not_negative", ("invalid_count", 2)),
+    "duplicate_key": (GOOD + [GOOD[0]], "store_date_unique_in_batch", ("duplicate_count", 1)),
+    "closed_day_with_sales": (GOOD[:-1] + [f"1115,3,{DAY},700,70,0,0,0,0"], "no_sales_when_closed",
+                              ("failed_rows_count", 1)),
+    "empty_batch": ([], "batch_not_empty", None),
+}
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_each_defect_fails_exactly_its_check_and_stops_the_flow(defect, pipeline):
+    rows, check, count = DEFECTS[defect]
+    result = pipeline(rows)
+
+    assert not result.success
+    blocking = {k for k in failed(result) if k.split(":")[1] not in ADVISORY}
+    assert blocking == {f"raw/sales:{check}"}
+    evaluation = failed(result)[f"raw/sales:{check}"]
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    if count is not None:
+        metric, expected = count
+        assert evaluation.metadata[metric].value == expected
+        assert evaluation.metadata["failing_rows"].value.count("\n| ") >= min(expected, 5)
+    assert materialized(result) == {"raw/sales"}  # cleaned and features did not run ...
+    assert result.downstream_unchanged  # ... and their tables hold what they held
+
+
+def test_an_unknown_store_fails_referential_integrity(pipeline, data_dir, instance, resources):
+    master = (data_dir / "archive" / "store.csv").read_text().splitlines()
+    (data_dir / "landing" / "store.csv").write_text("\n".join(l for l in master if not l.startswith("7,")) + "\n")
+    assert run(instance, resources, assets=[raw_stores]).success
+    result = pipeline(GOOD)
+    assert {k for k in failed(result) if k.split(":")[1] not in ADVISORY} == {"raw/sales:store_in_master"}
+    evaluation = failed(result)["raw/sales:store_in_master"]
+    assert evaluation.metadata["invalid_count"].value == 1
+    assert f"| 7 | 3 | {DAY} | 5007 |" in evaluation.metadata["failing_rows"].value
+
+
+def test_file_level_defects_never_reach_a_table_or_a_check(pipeline, data_dir):
+    """A missing column or a value of the wrong type is refused by the loader: quarantined, nothing checked."""
+    for lines in ([",".join(HEADER.split(",")[:-1])] + [g.rsplit(",", 1)[0] for g in GOOD[:3]],
+                  GOOD[:2] + [f"3,3,{DAY},lots,1,1,0,0,0"]):
+        (data_dir / "quarantine").mkdir(exist_ok=True)
+        result = pipeline(lines[1:] if lines[0].startswith("Store,") else lines)
+        assert not result.success and result.get_asset_check_evaluations() == []
+        assert materialized(result) == set() and result.downstream_unchanged
+        assert (data_dir / "quarantine" / f"sales_{DAY}.csv.reason.txt").exists()
+        (data_dir / "quarantine" / f"sales_{DAY}.csv.reason.txt").unlink()
+
+
+def test_table_drift_fails_the_schema_check(pipeline, instance, resources, warehouse_path):
+    """A table whose columns drifted from the contract (missing column, wrong type) fails its schema check."""
+    with duckdb.connect(str(warehouse_path)) as conn:
+        conn.execute("ALTER TABLE raw.stores DROP COLUMN CompetitionOpenSinceYear")
+        conn.execute("ALTER TABLE raw.sales ALTER COLUMN Promo TYPE VARCHAR")
+    stores = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, raise_on_error=False,
+                            selection=dg.AssetSelection.checks_for_assets(raw_stores))
+    assert set(failed(stores)) == {"raw/stores:raw_stores_schema"}
+    assert "CompetitionOpenSinceYear" in failed(stores)["raw/stores:raw_stores_schema"].metadata["summary"].value
+    sales = pipeline(GOOD)
+    blocking = {k for k in failed(sales) if k.split(":")[1] not in ADVISORY}
+    assert blocking == {"raw/sales:raw_sales_schema"}
+
+
+def test_cleaned_checks_guard_features_when_raw_checks_are_bypassed(pipeline, instance, resources, warehouse_path):
+    pipeline(GOOD[:-1] + [f"1115,3,{DAY},700,70,0,0,0,0"])  # raw check fails; cleaned did not run
+    before = fingerprint(warehouse_path)
+    result = run(instance, resources, assets=[cleaned_sales, sales_features])  # someone runs cleaned by hand
+    assert materialized(result) == {"cleaned/sales"}
+    assert {k for k in failed(result) if k.split(":")[1] not in ADVISORY} == {
+        "cleaned/sales:no_sales_when_closed", "cleaned/sales:no_quality_issue"}
+    assert failed(result)["cleaned/sales:no_quality_issue"].metadata["failed_rows_count"].value == 1
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(0,)]
+    assert fingerprint(warehouse_path) != before  # cleaned changed, features did not run
+
+
+def test_checks_on_a_partition_see_only_that_partition(pipeline, data_dir, instance, resources):
+    assert not pipeline(GOOD + [GOOD[0]]).success  # a duplicate in this batch
+    (data_dir / "landing" / "sales_2013-01-10.csv").write_text(
+        "\n".join([HEADER, *(g.replace(DAY, "2013-01-10").replace(",3,", ",4,", 1) for g in GOOD)]) + "\n")
+    instance.add_dynamic_partitions(sales_files.name, ["sales_2013-01-10.csv"])
+    result = run(instance, resources, "sales_2013-01-10.csv", assets=[raw_sales])
+    assert result.success and "raw/sales:store_date_unique_in_batch" not in failed(result)
+    rows_tested = {e.check_name: e.metadata.get("check_rows_tested") for e in result.get_asset_check_evaluations()}
+    assert rows_tested["sales_not_negative"].value == 1115
+
+
+def test_check_specs_follow_the_yaml(tmp_path):
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS, contracts)
+    text = (contracts / "raw_stores.yml").read_text()
+    (contracts / "raw_stores.yml").write_text(text.replace("checks:\n", (
+        "checks:\n- row_count:\n    qualifier: at_least_a_thousand_stores\n"
+        "    name: \"The master lists at least 1,000 stores.\"\n    threshold: {must_be_greater_than: 999}\n"), 1))
+    specs = {s.key.name: s for c in contract_checks(contracts, ASSETS) for s in c.check_specs
+             if s.asset_key == raw_stores.key}
+    assert specs["at_least_a_thousand_stores"].description == "The master lists at least 1,000 stores."
+    assert specs["at_least_a_thousand_stores"].blocking
+    warn = {s.key.name: s for c in CHECKS for s in c.check_specs}["open_share_of_regular_days"]
+    assert not warn.blocking
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda t: t.replace("checks:\n", "checks:\n  - [unclosed\n", 1), "cannot be read as YAML"),
+    (lambda t: t.replace("qualifier: store_unique", "qualifier: Store Unique"), "needs a snake_case 'qualifier'"),
+    (lambda t: t.replace("- duplicate:", "- duplicated:"), "not a valid Soda contract at $.checks[2]"),
+    (lambda t: t.replace("qualifier: store_type_code", "qualifier: store_unique"), "repeated: store_unique"),
+    (lambda t: t.replace("dataset: warehouse/raw/stores", "dataset: warehouse/raw/shops"), "is not an asset"),
+])
+def test_a_bad_contract_fails_at_load_time_naming_file_and_problem(tmp_path, mangle, message):
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS, contracts)
+    path = contracts / "raw_stores.yml"
+    path.write_text(mangle(path.read_text()))
+    with pytest.raises(ContractError) as error:
+        contract_checks(contracts, ASSETS)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_every_contract_loads_and_names_its_table():
+    tables = {load_contract(p).table for p in CONTRACTS.glob("*.yml")}
+    assert tables == {"raw.sales", "raw.stores", "cleaned.sales", "features.sales_features"}

@@ -5,18 +5,19 @@ import dagster as dg
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
 from platform_assets.assets.raw import raw_sales, raw_stores
+from platform_assets.automation.conditions import downstream_automation, with_automation
 from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.settings import Settings
 
 settings = Settings.from_env()
-assets = [raw_stores, raw_sales, cleaned_sales, sales_features]
+assets = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features])
 
 defs = dg.Definitions(
     assets=assets,
     asset_checks=contract_checks(settings.contracts_dir, assets),
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, downstream_automation],
     resources={
         "warehouse": Warehouse(database=str(settings.warehouse_path)),
         "landing": LandingZone(data_dir=str(settings.data_dir)),

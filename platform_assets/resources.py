@@ -70,6 +70,11 @@ class LandingZone(dg.ConfigurableResource):
             raise FileNotFoundError(f"{name} was quarantined: {reason.read_text().strip()}")
         raise FileNotFoundError(f"{name} is neither in {self.landing} nor in {self.archive}")
 
+    def holds_identical(self, folder: Path, path: Path, digest: str) -> bool:
+        """Whether ``folder`` has a file of the same name with content hash ``digest``."""
+        copy = folder / path.name
+        return copy != path and copy.is_file() and content_hash(copy) == digest
+
     def move_to_archive(self, path: Path) -> Path:
         return self._move(path, self.archive)
 

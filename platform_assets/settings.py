@@ -18,6 +18,7 @@ DATA_DIR_ENV = "PLATFORM_DATA_DIR"
 WAREHOUSE_ENV = "PLATFORM_WAREHOUSE"
 SENSOR_INTERVAL_ENV = "PLATFORM_SENSOR_INTERVAL_SECONDS"
 CONTRACTS_ENV = "PLATFORM_CONTRACTS_DIR"
+AUTOMATION_INTERVAL_ENV = "PLATFORM_AUTOMATION_INTERVAL_SECONDS"
 # soda/contracts/ beside the package in a checkout (the README installs it editable)
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "soda" / "contracts"
 
@@ -27,6 +28,7 @@ class Settings:
     data_dir: Path
     warehouse_path: Path
     sensor_interval_seconds: int
+    automation_interval_seconds: int
     contracts_dir: Path
 
     @classmethod
@@ -37,6 +39,7 @@ class Settings:
             data_dir=data_dir,
             warehouse_path=Path(warehouse).resolve(),
             sensor_interval_seconds=int(os.environ.get(SENSOR_INTERVAL_ENV, "10")),
+            automation_interval_seconds=int(os.environ.get(AUTOMATION_INTERVAL_ENV, "30")),
             contracts_dir=Path(os.environ.get(CONTRACTS_ENV, DEFAULT_CONTRACTS_DIR)).resolve(),
         )
 

@@ -1,33 +1,89 @@
-"""The landing sensor turns new files into partitions and runs, once per content."""
+"""The landing sensor against a real Dagster instance: one load per new content, nothing lost."""
 
 import dagster as dg
+import pytest
 
 from platform_assets.assets.raw import sales_files
 from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.sample_data.land import land
 
 
-def tick(instance, landing, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"landing": landing})
-    return landing_sensor(context)
+@pytest.fixture
+def tick(instance, landing):
+    """Evaluate the sensor like the daemon does: apply its partition requests, carry its cursor."""
+    state = {"cursor": None}
+
+    def _tick() -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=instance, cursor=state["cursor"], resources={"landing": landing})
+        result = landing_sensor(context)
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        state["cursor"] = result.cursor
+        return result
+
+    return _tick
 
 
-def test_new_files_become_partitions_and_runs_once(instance, landing, data_dir):
-    land(data_dir, days=2)
-    (data_dir / "landing" / ".sales_2013-01-03.csv.tmp").write_text("still being written")
-    first = tick(instance, landing)
-    assert sorted((r.partition_key or "", tuple(k.to_user_string() for k in r.asset_selection)) for r in first.run_requests) == [
-        ("", ("raw/stores",)),
-        ("sales_2013-01-01.csv", ("raw/sales",)),
-        ("sales_2013-01-02.csv", ("raw/sales",)),
-    ]
-    (request,) = first.dynamic_partitions_requests
-    assert request.partitions_def_name == sales_files.name
-    assert sorted(request.partition_keys) == ["sales_2013-01-01.csv", "sales_2013-01-02.csv"]
+def requested(result) -> list[tuple[str, str]]:
+    return sorted((r.partition_key or "", r.asset_selection[0].to_user_string()) for r in result.run_requests)
 
-    assert tick(instance, landing, first.cursor).run_requests == []
 
-    (data_dir / "landing" / "store.csv").write_text((data_dir / "landing" / "store.csv").read_text() + "\n")
-    changed = tick(instance, landing, first.cursor)
-    assert [tuple(k.to_user_string() for k in r.asset_selection) for r in changed.run_requests] == [("raw/stores",)]
-    assert changed.dynamic_partitions_requests == []
+def test_a_new_file_gives_one_run_and_one_partition(tick, data_dir, instance):
+    land(data_dir, days=1)
+    assert requested(tick()) == [("", "raw/stores"), ("sales_2013-01-01.csv", "raw/sales")]
+    assert instance.get_dynamic_partitions(sales_files.name) == ["sales_2013-01-01.csv"]
+
+
+def test_the_same_file_again_gives_nothing(tick, data_dir, instance):
+    land(data_dir, days=1)
+    tick()
+    assert tick().run_requests == []  # still waiting for its load: left in place
+    assert (data_dir / "landing" / "sales_2013-01-01.csv").exists()
+    # loaded and archived, then landed again with the same content: dropped, not reloaded
+    (data_dir / "archive").mkdir()
+    (data_dir / "landing" / "sales_2013-01-01.csv").rename(data_dir / "archive" / "sales_2013-01-01.csv")
+    land(data_dir, first=__import__("datetime").date(2013, 1, 1), days=1)
+    assert tick().run_requests == []
+    assert not (data_dir / "landing" / "sales_2013-01-01.csv").exists()
+    assert instance.get_dynamic_partitions(sales_files.name) == ["sales_2013-01-01.csv"]
+
+
+def test_three_files_in_one_tick_become_three_partitions(tick, data_dir, instance):
+    land(data_dir, days=3)
+    assert [p for p, _ in requested(tick()) if p] == [
+        "sales_2013-01-01.csv", "sales_2013-01-02.csv", "sales_2013-01-03.csv"]
+    assert len(instance.get_dynamic_partitions(sales_files.name)) == 3
+
+
+def test_a_changed_store_master_reloads_stores_and_a_changed_file_reloads_its_partition(tick, data_dir, instance):
+    land(data_dir, days=1)
+    tick()
+    master = data_dir / "landing" / "store.csv"
+    master.write_text(master.read_text().replace("\n1,", "\n1,", 1) + "\n")
+    sales = data_dir / "landing" / "sales_2013-01-01.csv"
+    sales.write_text(sales.read_text().replace(",1,", ",1,", 1).rstrip("\n") + "\n\n")
+    again = tick()
+    assert requested(again) == [("", "raw/stores"), ("sales_2013-01-01.csv", "raw/sales")]
+    assert again.dynamic_partitions_requests == []  # the partition exists; its rows will be replaced
+    assert len({r.run_key for r in again.run_requests}) == 2
+
+
+def test_files_being_written_are_ignored(tick, data_dir):
+    (data_dir / "landing").mkdir(parents=True)
+    (data_dir / "landing" / ".sales_2013-01-01.csv.tmp").write_text("Store,DayOfWeek")
+    assert tick().run_requests == []
+    assert (data_dir / "landing" / ".sales_2013-01-01.csv.tmp").exists()
+
+
+def test_duplicates_under_another_name_and_unknown_files_are_quarantined(tick, data_dir):
+    land(data_dir, days=1)
+    tick()
+    landing = data_dir / "landing"
+    (landing / "sales_2013-02-01.csv").write_bytes((landing / "sales_2013-01-01.csv").read_bytes())
+    (landing / "notes.txt").write_text("hello")
+    result = tick()
+    assert result.run_requests == []
+    quarantine = data_dir / "quarantine"
+    assert "same content as sales_2013-01-01.csv" in (quarantine / "sales_2013-02-01.csv.reason.txt").read_text()
+    assert "not a file the platform knows" in (quarantine / "notes.txt.reason.txt").read_text()
+    assert (quarantine / "notes.txt").read_text() == "hello"

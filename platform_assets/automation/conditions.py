@@ -1,0 +1,43 @@
+"""When downstream layers rebuild by themselves, and the sensor that evaluates it.
+
+``eager()`` runs an asset after any upstream update, once nothing upstream is in
+progress: a burst of landed files is absorbed into one downstream run, and a
+layer whose parent is requested in the same tick joins that run. Two changes fit
+it to this platform:
+
+- it does not wait for *every* upstream partition to exist: a quarantined file
+  leaves its ``raw/sales`` partition empty for good, which must not stop the flow;
+- it stops the line while any upstream blocking check has failed (on any
+  partition), until a corrected file is loaded and its checks pass.
+"""
+
+import dagster as dg
+
+from platform_assets.settings import Settings
+
+AC = dg.AutomationCondition
+
+upstream_check_failed = AC.any_deps_match(
+    AC.any_checks_match(AC.check_failed(), blocking_only=True)
+).with_label("an upstream blocking check failed")
+
+follow_upstream = (
+    AC.eager().without(~AC.any_deps_missing()) & ~upstream_check_failed
+).with_label("eager, stopped by failing upstream checks")
+
+downstream_automation = dg.AutomationConditionSensorDefinition(
+    "downstream_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=Settings.from_env().automation_interval_seconds,
+    description="Materializes cleaned and feature layers after new raw data passes its checks.",
+)
+
+
+def with_automation(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """Assets downstream of raw follow upstream by themselves; raw is driven by the landing sensor."""
+    return [
+        a if a.group_names_by_key[a.key] == "raw"
+        else dg.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=follow_upstream), [a])[0]
+        for a in assets
+    ]

@@ -1,0 +1,86 @@
+"""Downstream layers follow raw by themselves, once, and never past a failing blocking check."""
+
+import dagster as dg
+import pytest
+
+from platform_assets.assets.cleaned import cleaned_sales
+from platform_assets.assets.features import sales_features
+from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
+from platform_assets.automation.conditions import with_automation
+from platform_assets.quality.soda_checks import contract_checks
+from platform_assets.sample_data.land import land
+from platform_assets.settings import Settings
+
+ASSETS = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features])
+CHECKS = contract_checks(Settings.from_env().contracts_dir, ASSETS)
+HEADER = "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday"
+
+
+@pytest.fixture
+def automation(instance, resources):
+    defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=resources)
+    state = {"cursor": None}
+
+    def evaluate() -> set[str]:
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=state["cursor"])
+        state["cursor"] = result.cursor
+        return {key.to_user_string() for key in ASSETS_KEYS if result.get_num_requested(key)}
+
+    return evaluate
+
+
+ASSETS_KEYS = [a.key for a in ASSETS]
+
+
+def load(instance, resources, partition=None) -> dg.ExecuteInProcessResult:
+    """What the landing sensor's run does: the raw asset and its checks."""
+    target = raw_sales if partition else raw_stores
+    selection = dg.AssetSelection.assets(target) | dg.AssetSelection.checks_for_assets(target)
+    if partition:
+        instance.add_dynamic_partitions(sales_files.name, [partition])
+    return dg.materialize([*ASSETS, *CHECKS], selection=selection, partition_key=partition,
+                          instance=instance, resources=resources, raise_on_error=False)
+
+
+def test_a_burst_of_files_gives_one_downstream_run_per_layer(automation, data_dir, instance, resources):
+    land(data_dir, days=5)
+    assert automation() == set()  # nothing loaded yet
+    assert load(instance, resources).success
+    for day in range(1, 6):
+        assert load(instance, resources, f"sales_2013-01-0{day}.csv").success
+    assert automation() == {"cleaned/sales", "features/sales_features"}  # one request each, for 6 loads
+    assert automation() == set()  # handled: not requested again
+
+
+def test_a_manual_materialization_upstream_is_followed_too(automation, data_dir, instance, resources):
+    land(data_dir, days=1)
+    assert automation() == set()
+    load(instance, resources), load(instance, resources, "sales_2013-01-01.csv")
+    assert automation() == {"cleaned/sales", "features/sales_features"}
+    downstream = dg.AssetSelection.assets(cleaned_sales, sales_features)
+    assert dg.materialize([*ASSETS, *CHECKS], selection=downstream | dg.AssetSelection.checks_for_assets(cleaned_sales, sales_features),
+                          instance=instance, resources=resources).success  # the run automation starts
+    assert automation() == set()
+    assert load(instance, resources, "sales_2013-01-01.csv").success  # someone re-materializes it in the UI
+    assert automation() == {"cleaned/sales", "features/sales_features"}
+
+
+def test_a_failing_blocking_check_upstream_stops_the_flow(automation, data_dir, instance, resources):
+    land(data_dir, days=1)
+    assert automation() == set()
+    assert load(instance, resources).success
+    bad = data_dir / "landing" / "sales_2013-01-01.csv"
+    bad.write_text(bad.read_text() + "1,2,2013-01-01,-50,1,1,0,0,0\n")  # negative sales, duplicate key
+    result = load(instance, resources, "sales_2013-01-01.csv")
+    assert not result.success
+    assert automation() == set()
+
+
+def test_a_quarantined_file_does_not_block_later_files(automation, data_dir, instance, resources):
+    land(data_dir, days=2)
+    assert automation() == set()  # the automation sensor is running before data arrives
+    load(instance, resources)
+    (data_dir / "landing" / "sales_2013-01-01.csv").write_text("")  # quarantined: its partition stays empty
+    assert not load(instance, resources, "sales_2013-01-01.csv").success
+    assert load(instance, resources, "sales_2013-01-02.csv").success
+    assert automation() == {"cleaned/sales", "features/sales_features"}

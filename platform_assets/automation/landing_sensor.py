@@ -9,7 +9,9 @@ hash, so the same content is never loaded twice:
   once its loaded copy is in archive/ (or re-quarantined if it was bad);
 - the same content under another name is quarantined as a duplicate;
 - a file with a name the platform does not know is quarantined;
-- hidden files (``.name.tmp``) are still being written and are left alone.
+- hidden files (``.name.tmp``) are still being written and are left alone;
+- sales files wait until the store master has been loaded once: their checks
+  verify every store against it.
 
 The sensor never opens the warehouse: DuckDB allows one process at a time.
 """
@@ -33,10 +35,14 @@ from platform_assets.settings import Settings
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     requested: dict[str, str] = json.loads(context.cursor or "{}")
+    stores_loaded = context.instance.get_latest_materialization_event(raw_stores.key) is not None
     runs, new_partitions = [], []
     for path in landing.landed_files():
         name = path.name
         schema = rossmann.file_schema_for(name)
+        if schema is rossmann.SALES and not stores_loaded:
+            context.log.info(f"{name} waits until the store master ({rossmann.STORES_FILE}) has been loaded")
+            continue
         if schema is None:
             reason = (f"{name}: not a file the platform knows; expected {rossmann.STORES_FILE} "
                       "or sales_<YYYY-MM-DD>[_<YYYY-MM-DD>].csv")

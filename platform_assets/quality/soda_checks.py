@@ -12,6 +12,7 @@ os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")  # before soda_cor
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from soda_core.contracts.api.verify_api import verify_contract_locally
 from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
 
@@ -81,11 +82,7 @@ def _verify(context, conn, contract: Contract, variables: dict[str, str]):
         if outcome == "NOT_EVALUATED":
             metadata["summary"] = f"not evaluated: {errors or 'soda-core gave no result for this check'}"
         if not passed:
-            query = failing_rows_query(contract, check, variables)
-            if query is not None:
-                sample = conn.sql(query).pl()
-                if sample.height:
-                    metadata["failing_rows"] = dg.MetadataValue.md(_markdown(sample))
+            metadata |= _failing_rows_sample(conn, contract, check, variables)
             context.log.warning(f"{contract.asset_key.to_user_string()} {check.name} {outcome}: {metadata['summary']}")
         yield dg.AssetCheckResult(
             asset_key=contract.asset_key,
@@ -95,6 +92,18 @@ def _verify(context, conn, contract: Contract, variables: dict[str, str]):
             metadata=metadata,
             description=check.description if passed else f"{check.description} Failed: {metadata.get('summary', outcome)}",
         )
+
+
+def _failing_rows_sample(conn, contract: Contract, check, variables: dict[str, str]) -> dict:
+    """A few failing rows as a markdown table; a query that cannot run is reported, not raised."""
+    query = failing_rows_query(contract, check, variables)
+    if query is None:
+        return {}
+    try:
+        sample = conn.sql(query).pl()
+    except duckdb.Error as error:
+        return {"failing_rows": f"no sample: {str(error).splitlines()[0]}"}
+    return {"failing_rows": dg.MetadataValue.md(_markdown(sample))} if sample.height else {}
 
 
 def _markdown(frame) -> str:

@@ -1,0 +1,134 @@
+"""A real `dagster dev` (webserver + daemon) for end-to-end tests, and its GraphQL API."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+class DagsterServer:
+    def __init__(self, url: str, data_dir: Path, dagster_home: Path, log: Path):
+        self.url, self.data_dir, self.dagster_home, self.log = url, data_dir, dagster_home, log
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.load(response)
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def runs(self) -> list[dict]:
+        data = self.graphql("{ runsOrError(limit: 500) { ... on Runs { results { runId status "
+                            "tags { key value } assetSelection { path } } } } }")
+        return data["runsOrError"]["results"]
+
+    def latest_materialization(self, *path: str) -> dict | None:
+        data = self.graphql(
+            """query($path: [String!]!) { assetOrError(assetKey: {path: $path}) { ... on Asset {
+                 assetMaterializations(limit: 1) { runId timestamp
+                   metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }""",
+            {"path": list(path)},
+        )
+        found = (data["assetOrError"] or {}).get("assetMaterializations") or []
+        if not found:
+            return None
+        entry = found[0]
+        return {"runId": entry["runId"], "timestamp": float(entry["timestamp"]) / 1000,
+                **{m["label"]: m.get("intValue") for m in entry["metadataEntries"]}}
+
+    def launch(self, *paths: tuple[str, ...]) -> str:
+        """Start a materialization of ``paths`` and their checks, as the UI's Materialize button does."""
+        data = self.graphql(
+            """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+                 __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+                 ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }""",
+            {"params": {"selector": {"repositoryLocationName": "platform_assets", "repositoryName": "__repository__",
+                                     "jobName": "__ASSET_JOB", "assetSelection": [{"path": list(p)} for p in paths]},
+                        "mode": "default"}},
+        )["launchRun"]
+        if data["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"launchRun: {data}")
+        return data["run"]["runId"]
+
+    def wait_until(self, predicate, timeout: float, what: str, every: float = 1.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(every)
+        raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}; server log: {self.log}")
+
+    def idle(self) -> bool:
+        return all(r["status"] not in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+                   for r in self.runs())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def dagster_dev(workdir: Path, *, sensor_interval: int = 2, automation_interval: int = 5):
+    """Start `dagster dev` on a free loopback port with its own DAGSTER_HOME and data dir; always stop it."""
+    dagster_home, data_dir, log = workdir / "dagster_home", workdir / "data", workdir / "dagster_dev.log"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PLATFORM_DATA_DIR": str(data_dir),
+           "PLATFORM_SENSOR_INTERVAL_SECONDS": str(sensor_interval),
+           "PLATFORM_AUTOMATION_INTERVAL_SECONDS": str(automation_interval)}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server = DagsterServer(f"http://127.0.0.1:{port}", data_dir, dagster_home, log)
+    try:
+        server.wait_until(lambda: _answers(server) or process.poll() is not None, 180, "the webserver")
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster dev exited with {process.returncode}: {log.read_text()[-3000:]}")
+        yield server
+    finally:
+        _stop(process)
+
+
+def _answers(server: DagsterServer) -> bool:
+    try:
+        server.graphql("{ version }")
+        return True
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop dagster dev and everything it started (webserver, daemon, code server, runs)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group
+        except ProcessLookupError:
+            pass

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
+
+from platform_assets.resources import Warehouse
+from platform_assets.rollback import VERSIONED_TABLES, rollback
 from platform_assets.sample_data.generator import DEFAULT_SEED
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
+from platform_assets.versions import VersionError, history
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     land_cmd.add_argument("--data-dir", type=Path, default=None,
                           help="defaults to $PLATFORM_DATA_DIR or ./data")
 
+    versions_cmd = commands.add_parser("versions", help="list the Delta versions of a versioned table")
+    versions_cmd.add_argument("table", choices=VERSIONED_TABLES)
+    rollback_cmd = commands.add_parser(
+        "rollback", help="restore a table to an earlier version (itself recorded as a new version)")
+    rollback_cmd.add_argument("table", choices=VERSIONED_TABLES)
+    rollback_cmd.add_argument("--version", type=int, required=True, help="the Delta version to restore")
+
     args = parser.parse_args(argv)
+    if args.command == "versions":
+        return _versions(args.table)
+    if args.command == "rollback":
+        return _rollback(args.table, args.version)
     data_dir = args.data_dir.resolve() if args.data_dir else Settings.from_env().data_dir
     try:
         landed = land(data_dir, batch=args.batch, first=args.first, days=args.days,
@@ -47,6 +64,38 @@ def main(argv: list[str] | None = None) -> int:
     for file in landed:
         print(f"landed {file.path.name}: {file.rows:,} rows")
     print(f"{sum(f.rows for f in landed):,} rows in {len(landed)} file(s) -> {data_dir / 'landing'}")
+    return 0
+
+
+def _warehouse() -> Warehouse:
+    settings = Settings.from_env()
+    return Warehouse(database=str(settings.warehouse_path), version_retention_hours=settings.version_retention_hours)
+
+
+def _versions(table: str) -> int:
+    try:
+        entries = history(_warehouse().versions_path, table)
+    except VersionError as error:
+        print(f"platform-assets versions: {error}", file=sys.stderr)
+        return 1
+    print(f"{'version':>7}  {'time':<19}  {'action':<16}  {'run id':<36}  {'rows':>10}  data version")
+    for e in entries:
+        print(f"{e['version']:>7}  {e['time']:%Y-%m-%d %H:%M:%S}  {e['action'] or '':<16}  {e['run_id'] or '-':<36}  "
+              f"{e['rows'] or 0:>10,}  {e['data_version']}")
+    return 0
+
+
+def _rollback(table: str, version: int) -> int:
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    try:
+        done = rollback(_warehouse(), table, version, instance)
+    except VersionError as error:
+        print(f"platform-assets rollback: {error}", file=sys.stderr)
+        return 1
+    print(f"{table}: restored version {done['restored_version']} ({done['rows']:,} rows, data version "
+          f"{done['data_version']}) as new version {done['new_version']}")
+    if instance is None:
+        print("DAGSTER_HOME is not set: the rollback is not recorded in Dagster", file=sys.stderr)
     return 0
 
 

@@ -4,25 +4,29 @@ import dagster as dg
 
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
+from platform_assets.assets.model import sales_forecast
 from platform_assets.assets.raw import raw_sales, raw_stores
-from platform_assets.automation.conditions import downstream_automation, with_automation
+from platform_assets.automation.conditions import downstream_automation, model_retraining, with_automation
 from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.quality.soda_checks import contract_checks
-from platform_assets.resources import LandingZone, Warehouse
+from platform_assets.resources import LandingZone, ModelStore, Warehouse
 from platform_assets.settings import Settings
 
 settings = Settings.from_env()
-assets = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features])
+assets = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features, sales_forecast])
 
 defs = dg.Definitions(
     assets=assets,
     asset_checks=contract_checks(settings.contracts_dir, assets),
-    sensors=[landing_sensor, downstream_automation],
+    sensors=[landing_sensor, downstream_automation, model_retraining],
     # Steps of a run share one process: every warehouse step is serialized by the duckdb pool anyway,
     # and a process per step cost ~3.5 s of start-up each (measured in the end-to-end test).
     executor=dg.in_process_executor,
     resources={
-        "warehouse": Warehouse(database=str(settings.warehouse_path)),
+        "warehouse": Warehouse(
+            database=str(settings.warehouse_path), version_retention_hours=settings.version_retention_hours
+        ),
         "landing": LandingZone(data_dir=str(settings.data_dir)),
+        "models": ModelStore(models_dir=str(settings.models_dir)),
     },
 )

@@ -14,7 +14,17 @@ from dagster_duckdb import DuckDBResource
 
 
 class Warehouse(DuckDBResource):
-    """The DuckDB file all layers live in (one schema per layer)."""
+    """The DuckDB file all layers live in (one schema per layer), and the Delta history of its tables.
+
+    Versions live in ``versions/`` beside the DuckDB file unless ``versions_dir`` says otherwise.
+    """
+
+    versions_dir: str | None = None
+    version_retention_hours: int = 24 * 30
+
+    @property
+    def versions_path(self) -> Path:
+        return Path(self.versions_dir) if self.versions_dir else Path(self.database).parent / "versions"
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.database != ":memory:":
@@ -91,6 +101,16 @@ class LandingZone(dg.ConfigurableResource):
         if path != target:
             os.replace(path, target)
         return target
+
+
+class ModelStore(dg.ConfigurableResource):
+    """Where trained model artifacts are kept (``data/models/`` by default)."""
+
+    models_dir: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.models_dir)
 
 
 def content_hash(path: Path) -> str:

@@ -19,6 +19,8 @@ WAREHOUSE_ENV = "PLATFORM_WAREHOUSE"
 SENSOR_INTERVAL_ENV = "PLATFORM_SENSOR_INTERVAL_SECONDS"
 CONTRACTS_ENV = "PLATFORM_CONTRACTS_DIR"
 AUTOMATION_INTERVAL_ENV = "PLATFORM_AUTOMATION_INTERVAL_SECONDS"
+RETENTION_ENV = "PLATFORM_VERSION_RETENTION_HOURS"
+RETRAIN_INTERVAL_ENV = "PLATFORM_RETRAIN_MIN_INTERVAL_SECONDS"
 # soda/contracts/ beside the package in a checkout (the README installs it editable)
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "soda" / "contracts"
 
@@ -30,6 +32,8 @@ class Settings:
     sensor_interval_seconds: int
     automation_interval_seconds: int
     contracts_dir: Path
+    version_retention_hours: int
+    retrain_min_interval_seconds: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,8 +45,14 @@ class Settings:
             sensor_interval_seconds=int(os.environ.get(SENSOR_INTERVAL_ENV, "10")),
             automation_interval_seconds=int(os.environ.get(AUTOMATION_INTERVAL_ENV, "30")),
             contracts_dir=Path(os.environ.get(CONTRACTS_ENV, DEFAULT_CONTRACTS_DIR)).resolve(),
+            version_retention_hours=int(os.environ.get(RETENTION_ENV, str(24 * 30))),
+            retrain_min_interval_seconds=int(os.environ.get(RETRAIN_INTERVAL_ENV, "600")),
         )
 
     @property
     def landing_dir(self) -> Path:
         return self.data_dir / "landing"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

@@ -6,10 +6,13 @@ leaves both at the previous state.
 """
 
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
+
+from platform_assets import versions
 
 WATERMARKS_DDL = """
 CREATE SCHEMA IF NOT EXISTS ops;
@@ -91,3 +94,32 @@ def column_lineage(lineage: dict[str, list[tuple[str, str]]]) -> dg.TableColumnL
             for column, sources in lineage.items()
         }
     )
+
+
+def publish_version(
+    context: dg.AssetExecutionContext,
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    versions_dir: Path,
+    retention_hours: int,
+    *,
+    dates: list[date] | None,
+    high_water: datetime | None,
+) -> tuple[dg.DataVersion, dict]:
+    """Publish the table's new state as a Delta version (inside the open transaction, before commit).
+
+    Returns the Dagster data version and the metadata that leads from the run to that version.
+    """
+    digest = versions.data_version(conn, table)
+    rows = scalar(conn, f"SELECT count(*) FROM {table}")
+    number = versions.publish(conn, versions_dir, table, dates=dates, commit={
+        "action": "materialize", "run_id": context.run.run_id, "rows": rows, "data_version": digest,
+        "high_water": high_water})
+    pruned = versions.prune(versions_dir, table, retention_hours)
+    context.log.info(f"published {table} as Delta version {number} (data version {digest})"
+                     + (f"; pruned {len(pruned)} file(s) past retention" if pruned else ""))
+    return dg.DataVersion(digest), {
+        "data_version": digest,
+        "delta_version": number,
+        "delta_table": dg.MetadataValue.path(str(versions_dir / table)),
+    }

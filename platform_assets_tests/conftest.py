@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
-from platform_assets.resources import LandingZone, Warehouse
+from platform_assets.resources import LandingZone, ModelStore, Warehouse
 from platform_assets.sample_data.land import land
 
 
@@ -28,7 +28,8 @@ def warehouse_path(data_dir: Path) -> Path:
 
 @pytest.fixture
 def resources(landing: LandingZone, warehouse_path: Path) -> dict:
-    return {"landing": landing, "warehouse": Warehouse(database=str(warehouse_path))}
+    return {"landing": landing, "warehouse": Warehouse(database=str(warehouse_path)),
+            "models": ModelStore(models_dir=str(warehouse_path.parent / "models"))}
 
 
 @pytest.fixture

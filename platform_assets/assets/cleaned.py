@@ -45,6 +45,9 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             frame = cleaning.clean_sales(raw.lazy(), stores.lazy()).collect()
             context.log.info(f"cleaned {raw.height:,} raw rows into {frame.height:,} in {time.perf_counter() - started:.2f}s")
             tables.replace_rows(conn, TABLE, frame, dates=dates, high_water=high_water)
+            data_version, version_metadata = tables.publish_version(
+                context, conn, TABLE, warehouse.versions_path, warehouse.version_retention_hours,
+                dates=dates, high_water=high_water)
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -55,7 +58,9 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
     issues = frame["quality_issue"].value_counts()
     issue_counts = dict(zip(issues["quality_issue"].to_list(), issues["count"].to_list()))
     return dg.MaterializeResult(
+        data_version=data_version,
         metadata={
+            **version_metadata,
             "dagster/row_count": total,
             "dagster/table_name": TABLE,
             "dagster/column_schema": schema,

@@ -55,6 +55,9 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             context.log.info(f"built {frame.height:,} feature rows from {cleaned.height:,} cleaned rows "
                              f"in {time.perf_counter() - started:.2f}s")
             tables.replace_rows(conn, TABLE, frame, dates=targets, high_water=high_water)
+            data_version, version_metadata = tables.publish_version(
+                context, conn, TABLE, warehouse.versions_path, warehouse.version_retention_hours,
+                dates=targets, high_water=high_water)
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -63,7 +66,9 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
         total = tables.scalar(conn, f"SELECT count(*) FROM {TABLE}")
 
     return dg.MaterializeResult(
+        data_version=data_version,
         metadata={
+            **version_metadata,
             "dagster/row_count": total,
             "dagster/table_name": TABLE,
             "dagster/column_schema": schema,

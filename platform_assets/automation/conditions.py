@@ -27,10 +27,19 @@ follow_upstream = (
 
 downstream_automation = dg.AutomationConditionSensorDefinition(
     "downstream_automation",
-    target=dg.AssetSelection.all(),
+    target=dg.AssetSelection.all() - dg.AssetSelection.groups("model"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=Settings.from_env().automation_interval_seconds,
     description="Materializes cleaned and feature layers after new raw data passes its checks.",
+)
+
+model_retraining = dg.AutomationConditionSensorDefinition(
+    "model_retraining",
+    target=dg.AssetSelection.groups("model"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    # evaluated at most this often, so feature updates in between give one retrain, not many
+    minimum_interval_seconds=Settings.from_env().retrain_min_interval_seconds,
+    description="Retrains the forecast model after the features change, at most once per interval.",
 )
 
 

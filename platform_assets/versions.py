@@ -1,0 +1,96 @@
+"""Every state of a versioned table as a Delta Lake version under ``data/versions/<table>/``.
+
+Delta gives the history and time travel; this module decides what goes in a
+version. The Delta table is partitioned by month, so a materialization that
+changed a few dates republishes only their months (one commit, one version)
+and its cost follows the batch. Each commit carries the run id, the row count,
+the data version (a content hash of the table that ignores load timestamps, so
+the same input files give the same data version) and the layer's watermark, so
+a rollback can put the watermark back too.
+"""
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import deltalake
+import duckdb
+import polars as pl
+
+PARTITION = "_month"
+LOAD_TIMESTAMPS = ("_loaded_at", "_updated_at")
+
+
+class VersionError(Exception):
+    """A version that does not exist or can no longer be restored; the message says which."""
+
+
+def data_version(conn: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A content hash of the table, independent of row order and of when rows were loaded."""
+    columns = [name for (name,) in conn.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()
+               if name not in LOAD_TIMESTAMPS]
+    row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
+    rows, total = conn.execute(f"SELECT count(*), coalesce(sum({row_hash}::HUGEINT), 0) FROM {table}").fetchall()[0]
+    return f"{int(total) % 2**64:016x}-{rows}"
+
+
+def publish(
+    conn: duckdb.DuckDBPyConnection,
+    versions_dir: Path,
+    table: str,
+    *,
+    dates: list[date] | None,
+    commit: dict,
+) -> int:
+    """Write the table's rows of the months of ``dates`` (all rows if None) as a new version."""
+    path = versions_dir / table
+    months = None if dates is None else sorted({d.strftime("%Y-%m") for d in dates})
+    select = f"SELECT *, strftime(date, '%Y-%m') AS {PARTITION} FROM {table}"
+    options = {"commit_properties": deltalake.CommitProperties(custom_metadata=_jsonable(commit))}
+    if months is None or not deltalake.DeltaTable.is_deltatable(str(path)):
+        frame = conn.sql(select).pl()
+        options |= {"partition_by": [PARTITION], "schema_mode": "overwrite"}
+    else:
+        in_months = ", ".join(f"'{m}'" for m in months)
+        frame = conn.sql(f"{select} WHERE strftime(date, '%Y-%m') IN ({in_months})").pl()
+        options["predicate"] = f"{PARTITION} IN ({in_months})"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_delta(str(path), mode="overwrite", delta_write_options=options)
+    return deltalake.DeltaTable(str(path)).version()
+
+
+def history(versions_dir: Path, table: str) -> list[dict]:
+    """Versions newest first: number, time, and what the commit recorded."""
+    path = versions_dir / table
+    if not deltalake.DeltaTable.is_deltatable(str(path)):
+        raise VersionError(f"{table} has no versions yet (nothing under {path})")
+    return [
+        {"version": entry["version"], "time": datetime.fromtimestamp(entry["timestamp"] / 1000),
+         **{k: entry.get(k) for k in ("action", "run_id", "rows", "data_version", "high_water")}}
+        for entry in deltalake.DeltaTable(str(path)).history()
+    ]
+
+
+def read_version(versions_dir: Path, table: str, version: int) -> pl.DataFrame:
+    known = {entry["version"] for entry in history(versions_dir, table)}
+    if version not in known:
+        raise VersionError(f"{table} has no version {version}; versions: {sorted(known)}")
+    try:
+        frame = pl.read_delta(str(versions_dir / table), version=version)
+    except Exception as error:  # the files of a pruned version are gone
+        raise VersionError(f"{table} version {version} can no longer be read (pruned by retention?): {error}") from None
+    return frame.drop(PARTITION)
+
+
+def prune(versions_dir: Path, table: str, retention_hours: int) -> list[str]:
+    """Delete files only versions older than the retention need; returns the files removed."""
+    path = versions_dir / table
+    if not deltalake.DeltaTable.is_deltatable(str(path)):
+        return []
+    return deltalake.DeltaTable(str(path)).vacuum(
+        retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False
+    )
+
+
+def _jsonable(commit: dict) -> dict:
+    return json.loads(json.dumps(commit, default=str))

@@ -42,9 +42,14 @@ def publish(
     dates: list[date] | None,
     commit: dict,
 ) -> int:
-    """Write the table's rows of the months of ``dates`` (all rows if None) as a new version."""
+    """Write the table's rows of the months of ``dates`` (all rows if None) as a new version.
+
+    No changed dates, no new version: the current version number is returned.
+    """
     path = versions_dir / table
     months = None if dates is None else sorted({d.strftime("%Y-%m") for d in dates})
+    if months == [] and deltalake.DeltaTable.is_deltatable(str(path)):
+        return deltalake.DeltaTable(str(path)).version()
     select = f"SELECT *, strftime(date, '%Y-%m') AS {PARTITION} FROM {table}"
     options = {"commit_properties": deltalake.CommitProperties(custom_metadata=_jsonable(commit))}
     if months is None or not deltalake.DeltaTable.is_deltatable(str(path)):

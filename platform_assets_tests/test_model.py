@@ -1,0 +1,68 @@
+"""The forecast model: trained on generated features, beats the naive baseline, retrains only on change."""
+
+from datetime import date
+
+import dagster as dg
+import joblib
+import pytest
+
+from platform_assets.assets.cleaned import cleaned_sales
+from platform_assets.assets.features import sales_features
+from platform_assets.assets.model import sales_forecast
+from platform_assets.assets.raw import raw_sales, raw_stores
+from platform_assets.automation.conditions import model_retraining, with_automation
+from platform_assets.sample_data.land import land
+from platform_assets.settings import Settings
+
+ASSETS = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features, sales_forecast])
+
+
+@pytest.fixture
+def features_built(data_dir, load, resources, instance):
+    """150 generated days (Nov 2014 .. Mar 2015) through raw, cleaned and features."""
+    (stores, sales) = land(data_dir, batch="all", first=date(2014, 11, 1), days=150)
+    assert load().success and load(sales.path.name).success
+    assert dg.materialize([cleaned_sales, sales_features], resources=resources, instance=instance).success
+
+
+def test_the_model_trains_beats_the_naive_baseline_and_is_saved(features_built, resources, instance, data_dir):
+    result = dg.materialize([sales_forecast], resources=resources, instance=instance)
+    (event,) = result.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert {"rmspe", "mae", "baseline_rmspe", "baseline_mae", "train_rows", "holdout_rows"} <= metadata.keys()
+    assert metadata["holdout_rows"] > 30_000 and metadata["train_rows"] > 70_000
+    assert metadata["rmspe"] < metadata["baseline_rmspe"]
+    (check,) = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == ("beats_naive_baseline", True)
+
+    artifact = joblib.load(metadata["artifact"])
+    assert metadata["artifact"].startswith(str(data_dir / "models"))
+    assert artifact["features_data_version"] in metadata["artifact"]
+    assert artifact["features_data_version"] == instance.get_latest_materialization_event(
+        sales_features.key).asset_materialization.metadata["data_version"].value
+    assert artifact["metrics"]["rmspe"] == pytest.approx(metadata["rmspe"], abs=1e-4)
+
+
+def test_the_model_retrains_when_features_change_and_not_otherwise(features_built, resources, instance):
+    defs = dg.Definitions(assets=ASSETS, resources=resources)
+    cursor = None
+
+    def requested() -> set[str]:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        cursor = result.cursor
+        return {a.key.to_user_string() for a in ASSETS if result.get_num_requested(a.key)}
+
+    requested()  # the sensor's first tick
+    assert dg.materialize([sales_features], resources=resources, instance=instance).success
+    assert requested() == {"model/sales_forecast"}
+    assert dg.materialize([sales_forecast], resources=resources, instance=instance).success
+    assert requested() == set()  # features unchanged: no retrain
+    assert requested() == set()
+    assert dg.materialize([sales_features], resources=resources, instance=instance).success
+    assert requested() == {"model/sales_forecast"}
+
+
+def test_retraining_is_evaluated_at_most_once_per_configured_interval():
+    assert model_retraining.minimum_interval_seconds == Settings.from_env().retrain_min_interval_seconds
+    assert model_retraining.asset_selection.resolve(ASSETS) == {sales_forecast.key}

@@ -33,6 +33,7 @@ def rollback(warehouse: Warehouse, table: str, version: int, instance: dg.Dagste
             if entry["high_water"]:
                 conn.execute("INSERT INTO ops.watermarks VALUES (?, ?::TIMESTAMPTZ, now())",
                              [table, entry["high_water"]])
+            versions.recompute_digest(conn, table)
             digest = versions.data_version(conn, table)
             number = versions.publish(conn, warehouse.versions_path, table, dates=None, commit={
                 "action": f"rollback to {version}", "run_id": None, "rows": restored.height,

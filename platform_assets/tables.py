@@ -63,10 +63,14 @@ def replace_rows(
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
         if dates is None or not table_exists(conn, table):
             conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
+            versions.recompute_digest(conn, table)
         else:
             conn.register("_dates", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
+            columns = versions.digest_columns(conn, table)
+            removed = versions.row_hash_sum(conn, table, columns, "WHERE date IN (SELECT date FROM _dates)")
             conn.execute(f"DELETE FROM {table} WHERE date IN (SELECT date FROM _dates)")
             conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
+            versions.replace_digest(conn, table, removed, versions.row_hash_sum(conn, "_frame", columns))
             conn.unregister("_dates")
     finally:
         conn.unregister("_frame")

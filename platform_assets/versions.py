@@ -25,13 +25,59 @@ class VersionError(Exception):
     """A version that does not exist or can no longer be restored; the message says which."""
 
 
+DIGESTS_DDL = """
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE TABLE IF NOT EXISTS ops.table_digests (
+    table_name VARCHAR PRIMARY KEY,
+    hash_sum   HUGEINT NOT NULL,
+    rows       BIGINT NOT NULL
+);
+"""
+
+
 def data_version(conn: duckdb.DuckDBPyConnection, table: str) -> str:
-    """A content hash of the table, independent of row order and of when rows were loaded."""
-    columns = [name for (name,) in conn.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()
-               if name not in LOAD_TIMESTAMPS]
-    row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
-    rows, total = conn.execute(f"SELECT count(*), coalesce(sum({row_hash}::HUGEINT), 0) FROM {table}").fetchall()[0]
+    """A content hash of the table, independent of row order and of when rows were loaded.
+
+    It is the sum of row hashes, kept in ``ops.table_digests`` by ``replace_digest`` as rows
+    are replaced, so reading it does not scan the table.
+    """
+    conn.execute(DIGESTS_DDL)
+    stored = conn.execute("SELECT hash_sum, rows FROM ops.table_digests WHERE table_name = ?", [table]).fetchall()
+    total, rows = stored[0] if stored else recompute_digest(conn, table)
     return f"{int(total) % 2**64:016x}-{rows}"
+
+
+def recompute_digest(conn: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
+    """Hash every row of the table and store the digest (after a full rewrite)."""
+    return _store(conn, table, *row_hash_sum(conn, table, digest_columns(conn, table)))
+
+
+def replace_digest(conn, table: str, removed: tuple[int, int], added: tuple[int, int]) -> None:
+    """Update the stored digest for rows replaced in place: minus the removed, plus the added."""
+    conn.execute(DIGESTS_DDL)
+    stored = conn.execute("SELECT hash_sum, rows FROM ops.table_digests WHERE table_name = ?", [table]).fetchall()
+    if not stored:
+        recompute_digest(conn, table)
+        return
+    (total, rows), = stored
+    _store(conn, table, total - removed[0] + added[0], rows - removed[1] + added[1])
+
+
+def digest_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [name for (name,) in conn.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()
+            if name not in LOAD_TIMESTAMPS]
+
+
+def row_hash_sum(conn, relation: str, columns: list[str], where: str = "") -> tuple[int, int]:
+    row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
+    return tuple(conn.execute(
+        f"SELECT coalesce(sum({row_hash}::HUGEINT), 0), count(*) FROM {relation} {where}").fetchall()[0])
+
+
+def _store(conn, table: str, total: int, rows: int) -> tuple[int, int]:
+    conn.execute(DIGESTS_DDL)
+    conn.execute("INSERT OR REPLACE INTO ops.table_digests VALUES (?, ?, ?)", [table, total, rows])
+    return total, rows
 
 
 def publish(

@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench sample-data dagster-home clean
+.PHONY: install run test bench chromium sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -30,8 +30,12 @@ sample-data: install
 run: install dagster-home sample-data
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-test: install
+test: install chromium
 	$(BIN)/pytest
+
+# Debian's Chromium for the browser tests (Playwright never downloads its own).
+chromium:
+	@[ -x /usr/bin/chromium ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 clean:
 	rm -rf data .dagster_home

@@ -20,6 +20,10 @@ CATEGORIES = {"store_type": list("abcd"), "assortment": list("abc"), "state_holi
 EXCLUDED = {"sales", "customers", "date", "is_open", "_updated_at"}
 
 
+class NotEnoughHistory(ValueError):
+    """Too few days of features to train and hold out; the message says how many are needed."""
+
+
 @dataclass(frozen=True)
 class Forecast:
     model: HistGradientBoostingRegressor
@@ -36,6 +40,10 @@ def train_and_evaluate(features: pl.DataFrame, seed: int = 0) -> Forecast:
     rows = features.filter(pl.col("is_open") & (pl.col(TARGET) > 0))
     cutoff = rows["date"].max() - timedelta(days=HOLDOUT_DAYS - 1)
     train, holdout = rows.filter(pl.col("date") < cutoff), rows.filter(pl.col("date") >= cutoff)
+    if train.is_empty():
+        days = rows["date"].n_unique()
+        raise NotEnoughHistory(f"the forecaster needs more than {HOLDOUT_DAYS} days of open-store features "
+                               f"(a {HOLDOUT_DAYS}-day holdout plus training days); the feature table has {days}")
     columns = [c for c in rows.columns if c not in EXCLUDED]
     model = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.15, max_leaf_nodes=31,
                                           early_stopping=False, random_state=seed)

@@ -127,3 +127,21 @@ def publish_version(
         "delta_version": number,
         "delta_table": dg.MetadataValue.path(str(versions_dir / table)),
     }
+
+
+def preview(conn: duckdb.DuckDBPyConnection, table: str, rows: int = 5) -> dg.TableMetadataValue:
+    """The newest rows of the table, as a table the UI renders."""
+    frame = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {table} ORDER BY date DESC, store LIMIT {rows}").pl()
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({k: v if isinstance(v, (int, float, bool, str, type(None))) else str(v)
+                                 for k, v in row.items()}) for row in frame.iter_rows(named=True)],
+        schema=dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]),
+    )
+
+
+def source_files(conn: duckdb.DuckDBPyConnection, dates: list[date] | None) -> list[str]:
+    """The landed files behind the cleaned rows of ``dates`` (all rows if None)."""
+    where = "" if dates is None else "WHERE date IN (SELECT unnest($dates))"
+    params = {} if dates is None else {"dates": dates}
+    return [f for (f,) in conn.execute(
+        f"SELECT DISTINCT _source_file FROM cleaned.sales {where} ORDER BY 1", params).fetchall()]

@@ -95,6 +95,9 @@ def test_materializations_carry_schema_and_column_lineage_back_to_raw(full_wareh
     schema = {c.name: c for c in features["dagster/column_schema"].columns}
     assert schema["sales_mean_28d"].type == "DOUBLE" and "28 calendar days before" in schema["sales_mean_28d"].description
     assert all(c.description for c in schema.values())
+    preview = features["preview"]
+    assert len(preview.records) == 5 and {r.data["date"] for r in preview.records} == {"2015-07-31"}
+    assert cleaned["source_files"] == ["sales_2013-01-01_2015-07-31.csv"]
     # every feature column has lineage, every lineage source is a real cleaned column
     cleaned_columns = {c.name for c in cleaned["dagster/column_schema"].columns}
     assert set(feature_deps) == set(schema) - {"_updated_at"}
@@ -142,3 +145,26 @@ def test_a_new_store_master_recomputes_everything(data_dir, resources, instance,
     result = build(resources, instance)
     assert metadata(result, "cleaned/sales")["mode"] == "full"
     assert metadata(result, "cleaned/sales")["rows_written"] == 1114 + 3 * 1115
+
+
+def test_the_full_rebuild_job_recomputes_everything_with_checks(data_dir, resources, instance, load):
+    from platform_assets.automation.jobs import full_rebuild, incremental_update
+    from platform_assets.definitions import assets
+    from platform_assets.quality.soda_checks import contract_checks
+    from platform_assets.settings import Settings
+
+    # the jobs as the code location defines them, bound to this test's warehouse
+    defs = dg.Definitions(assets=assets, asset_checks=contract_checks(Settings.from_env().contracts_dir, assets),
+                          jobs=[full_rebuild, incremental_update], resources=resources)
+    land(data_dir, days=2)
+    assert load().success and load("sales_2013-01-01.csv").success and load("sales_2013-01-02.csv").success
+    result = defs.resolve_job_def("full_rebuild").execute_in_process(instance=instance)
+    assert result.success
+    modes = {e.asset_key.to_user_string(): e.materialization.metadata["mode"].value
+             for e in result.get_asset_materialization_events()}
+    assert modes == {"cleaned/sales": "full", "features/sales_features": "full"}
+    assert {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()} == {
+        "cleaned/sales", "features/sales_features"}
+    incremental = defs.resolve_job_def("incremental_update").execute_in_process(instance=instance)
+    assert {e.materialization.metadata["mode"].value for e in incremental.get_asset_materialization_events()} == {
+        "incremental"}

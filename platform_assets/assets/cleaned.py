@@ -23,12 +23,20 @@ TABLE = "cleaned.sales"
     key=["cleaned", "sales"],
     deps=[raw_sales, raw_stores],
     group_name="cleaned",
-    kinds={"duckdb", "polars"},
+    kinds={"duckdb", "polars", "soda"},
     owners=[OWNER],
     tags={"layer": "cleaned", "domain": "sales"},
     code_version="1",
     pool="duckdb",
-    description="Sales joined with the store master: one row per (store, date), deduplicated, typed, gaps filled.",
+    description=(
+        "Sales joined with the store master: one row per (store, date), deduplicated, typed, gaps filled.\n\n"
+        "**Holds** every landed sales day with its store's attributes; closed days are kept (`is_open`), "
+        "rows breaking a hard rule are kept and named in `quality_issue`.\n\n"
+        "**Grain:** one row per (store, date); when files overlap, the most recently loaded one wins.\n\n"
+        "**Built by** `transforms/cleaning.py` (Polars), incrementally: only the dates of newly loaded "
+        "files are recomputed. Every state is a Delta version under `data/versions/cleaned.sales`. "
+        "Checked by `soda/contracts/cleaned_sales.yml`."
+    ),
 )
 def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     started = time.perf_counter()
@@ -52,6 +60,8 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
         except BaseException:
             conn.rollback()
             raise
+        newest = tables.preview(conn, TABLE)
+        batch_files = tables.source_files(conn, dates)
         schema = tables.table_schema(conn, TABLE, cleaning.COLUMNS)
         total = tables.scalar(conn, f"SELECT count(*) FROM {TABLE}")
 
@@ -64,6 +74,8 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             "dagster/row_count": total,
             "dagster/table_name": TABLE,
             "dagster/column_schema": schema,
+            "preview": newest,
+            "source_files": dg.MetadataValue.json(batch_files),
             "dagster/column_lineage": tables.column_lineage(cleaning.LINEAGE),
             "mode": "full" if dates is None else "incremental",
             "dates_recomputed": frame["date"].n_unique(),

@@ -26,12 +26,20 @@ SOURCE = "cleaned.sales"
     key=["features", "sales_features"],
     deps=[cleaned_sales],
     group_name="features",
-    kinds={"duckdb", "polars"},
+    kinds={"duckdb", "polars", "soda"},
     owners=[OWNER],
     tags={"layer": "features", "domain": "sales"},
     code_version="1",
     pool="duckdb",
-    description="Model-ready features per (store, date): calendar, promo, competition, holidays, lags, rolling stats.",
+    description=(
+        "Model-ready features per (store, date): calendar, promo, competition, holidays, lags, rolling stats.\n\n"
+        "**Holds** the target (`sales`) and 41 features, each described in the column schema.\n\n"
+        "**Grain:** one row per (store, date). Lags are exact calendar days (null across gaps); rolling "
+        "statistics use only the days before.\n\n"
+        "**Built by** `transforms/features.py` (Polars), incrementally: the changed days plus the 30 days "
+        "around them that can see them. Every state is a Delta version under "
+        "`data/versions/features.sales_features`. Checked by `soda/contracts/sales_features.yml`."
+    ),
 )
 def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     started = time.perf_counter()
@@ -62,6 +70,8 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
         except BaseException:
             conn.rollback()
             raise
+        newest = tables.preview(conn, TABLE)
+        batch_files = tables.source_files(conn, targets)
         schema = tables.table_schema(conn, TABLE, features.COLUMNS)
         total = tables.scalar(conn, f"SELECT count(*) FROM {TABLE}")
 
@@ -72,6 +82,8 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             "dagster/row_count": total,
             "dagster/table_name": TABLE,
             "dagster/column_schema": schema,
+            "preview": newest,
+            "source_files": dg.MetadataValue.json(batch_files),
             "dagster/column_lineage": tables.column_lineage(features.LINEAGE),
             "mode": "full" if targets is None else "incremental",
             "rows_written": frame.height,

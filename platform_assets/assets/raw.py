@@ -23,12 +23,19 @@ sales_files = dg.DynamicPartitionsDefinition(name="sales_files")
 @dg.asset(
     key=["raw", "stores"],
     group_name="raw",
-    kinds={"duckdb", "csv"},
+    kinds={"duckdb", "csv", "soda"},
     owners=[OWNER],
     tags={"layer": "raw", "domain": "stores"},
     code_version="1",
     pool="duckdb",
-    description="Store master as landed: one row per store, typed, with its source file.",
+    description=(
+        "Store master as landed: one row per store, typed, with its source file.\n\n"
+        "**Holds** the `store.csv` file upstream delivers: store type, assortment, competition and "
+        "Promo2 attributes of the 1,115 stores.\n\n"
+        "**Grain:** one row per store. A new store master replaces the table.\n\n"
+        "**Built by** DuckDB's CSV reader against an explicit schema (no type guessing); a file that "
+        "cannot be parsed is quarantined with its reason. Checked by `soda/contracts/raw_stores.yml`."
+    ),
 )
 def raw_stores(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone) -> dg.MaterializeResult:
     return _load_file(context, warehouse, landing, rossmann.STORES_FILE, rossmann.STORES, "raw.stores")
@@ -37,13 +44,22 @@ def raw_stores(context: dg.AssetExecutionContext, warehouse: Warehouse, landing:
 @dg.asset(
     key=["raw", "sales"],
     group_name="raw",
-    kinds={"duckdb", "csv"},
+    kinds={"duckdb", "csv", "soda"},
     owners=[OWNER],
     tags={"layer": "raw", "domain": "sales"},
     code_version="1",
     pool="duckdb",
     partitions_def=sales_files,
-    description="Daily sales per store as landed: one partition per sales file, typed, with its source file.",
+    description=(
+        "Daily sales per store as landed: one partition per sales file, typed, with its source file.\n\n"
+        "**Holds** the rows of every landed `sales_*.csv` file as delivered (duplicates across files "
+        "included), with `_source_file` and `_loaded_at`.\n\n"
+        "**Grain:** one row per landed row; one partition per file. Re-materializing a partition "
+        "replaces that file's rows.\n\n"
+        "**Built by** DuckDB's CSV reader against an explicit schema, in one transaction with the "
+        "`ops.landed_files` ledger; unparsable files are quarantined. Checked per partition by "
+        "`soda/contracts/raw_sales.yml`."
+    ),
 )
 def raw_sales(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone) -> dg.MaterializeResult:
     return _load_file(context, warehouse, landing, context.partition_key, rossmann.SALES, "raw.sales")

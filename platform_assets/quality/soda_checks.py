@@ -52,6 +52,7 @@ def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefi
         specs=specs,
         name=f"{contract.table.replace('.', '_')}_contract",
         description=f"Soda data contract {contract.path.name}",
+        compute_kind="soda",
         pool="duckdb",
     )
     def verify(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):

@@ -50,6 +50,21 @@ class DagsterServer:
         return {"runId": entry["runId"], "timestamp": float(entry["timestamp"]) / 1000,
                 **{m["label"]: m.get("intValue") for m in entry["metadataEntries"]}}
 
+    def asset_status(self) -> dict[str, dict]:
+        """Per asset: whether it has a materialization, and its checks without an execution."""
+        data = self.graphql("""{ assetNodes { assetKey { path }
+              assetMaterializations(limit: 1) { timestamp }
+              assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization { status } } } }
+            } }""")
+        return {
+            "/".join(node["assetKey"]["path"]): {
+                "materialized": bool(node["assetMaterializations"]),
+                "checks_without_result": [c["name"] for c in (node["assetChecksOrError"] or {}).get("checks", [])
+                                          if not c["executionForLatestMaterialization"]],
+            }
+            for node in data["assetNodes"]
+        }
+
     def launch(self, *paths: tuple[str, ...]) -> str:
         """Start a materialization of ``paths`` and their checks, as the UI's Materialize button does."""
         data = self.graphql(

@@ -20,28 +20,22 @@ def rollback(warehouse: Warehouse, table: str, version: int, instance: dg.Dagste
         raise versions.VersionError(f"{table} is not versioned; versioned tables: {', '.join(VERSIONED_TABLES)}")
     restored = versions.read_version(warehouse.versions_path, table, version)
     (entry,) = [e for e in versions.history(warehouse.versions_path, table) if e["version"] == version]
-    with warehouse.get_connection() as conn:
-        conn.begin()
-        try:
-            conn.register("_restored", restored)
-            # every row counts as changed, so the next layer recomputes from the restored state
-            conn.execute(f"CREATE OR REPLACE TABLE {table} AS "
-                         "SELECT * EXCLUDE (_updated_at), now() AS _updated_at FROM _restored")
-            conn.unregister("_restored")
-            conn.execute(tables.WATERMARKS_DDL)
-            conn.execute("DELETE FROM ops.watermarks WHERE table_name = ?", [table])
-            if entry["high_water"]:
-                conn.execute("INSERT INTO ops.watermarks VALUES (?, ?::TIMESTAMPTZ, now())",
-                             [table, entry["high_water"]])
-            versions.recompute_digest(conn, table)
-            digest = versions.data_version(conn, table)
-            number = versions.publish(conn, warehouse.versions_path, table, dates=None, commit={
-                "action": f"rollback to {version}", "run_id": None, "rows": restored.height,
-                "data_version": digest, "high_water": entry["high_water"]})
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+    with warehouse.get_connection() as conn, tables.transaction(conn):
+        conn.register("_restored", restored)
+        # every row counts as changed, so the next layer recomputes from the restored state
+        conn.execute(f"CREATE OR REPLACE TABLE {table} AS "
+                     "SELECT * EXCLUDE (_updated_at), now() AS _updated_at FROM _restored")
+        conn.unregister("_restored")
+        conn.execute(tables.WATERMARKS_DDL)
+        conn.execute("DELETE FROM ops.watermarks WHERE table_name = ?", [table])
+        if entry["high_water"]:
+            conn.execute("INSERT INTO ops.watermarks VALUES (?, ?::TIMESTAMPTZ, now())",
+                         [table, entry["high_water"]])
+        versions.recompute_digest(conn, table)
+        digest = versions.data_version(conn, table)
+        number = versions.publish(conn, warehouse.versions_path, table, dates=None, commit={
+            "action": f"rollback to {version}", "run_id": None, "rows": restored.height,
+            "data_version": digest, "high_water": entry["high_water"]})
     result = {"table": table, "restored_version": version, "new_version": number,
               "rows": restored.height, "data_version": digest}
     if instance is not None:

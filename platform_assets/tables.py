@@ -5,6 +5,8 @@ watermark moves in the same transaction as the rows it describes, so a crash
 leaves both at the previous state.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +24,18 @@ CREATE TABLE IF NOT EXISTS ops.watermarks (
     updated_at TIMESTAMP WITH TIME ZONE NOT NULL
 );
 """
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing: commit when the block ends, roll back when it raises."""
+    conn.begin()
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
 
 
 def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params=None):
@@ -145,3 +159,26 @@ def source_files(conn: duckdb.DuckDBPyConnection, dates: list[date] | None) -> l
     params = {} if dates is None else {"dates": dates}
     return [f for (f,) in conn.execute(
         f"SELECT DISTINCT _source_file FROM cleaned.sales {where} ORDER BY 1", params).fetchall()]
+
+
+def write_layer(context, conn, warehouse, table: str, frame: pl.DataFrame, *, dates, high_water):
+    """Inside the open transaction: replace the rows, move the watermark, publish the Delta version.
+
+    Returns the Dagster data version and the version metadata.
+    """
+    replace_rows(conn, table, frame, dates=dates, high_water=high_water)
+    return publish_version(context, conn, table, warehouse.versions_path, warehouse.version_retention_hours,
+                           dates=dates, high_water=high_water)
+
+
+def describe(conn, table: str, dates, columns: dict[str, str], lineage) -> dict:
+    """What the UI shows of a layer's table after a write."""
+    return {
+        "dagster/row_count": scalar(conn, f"SELECT count(*) FROM {table}"),
+        "dagster/table_name": table,
+        "dagster/column_schema": table_schema(conn, table, columns),
+        "dagster/column_lineage": column_lineage(lineage),
+        "preview": preview(conn, table),
+        "source_files": dg.MetadataValue.json(source_files(conn, dates)),
+        "mode": "full" if dates is None else "incremental",
+    }

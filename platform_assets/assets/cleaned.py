@@ -41,8 +41,7 @@ TABLE = "cleaned.sales"
 def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     started = time.perf_counter()
     with warehouse.get_connection() as conn:
-        conn.begin()
-        try:
+        with tables.transaction(conn):
             high_water, dates = _dates_to_redo(conn, config.full_rebuild)
             where = "" if dates is None else "WHERE Date IN (SELECT date FROM _dates)"
             if dates is not None:
@@ -52,18 +51,9 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             stores = conn.sql("SELECT * FROM raw.stores").pl()
             frame = cleaning.clean_sales(raw.lazy(), stores.lazy()).collect()
             context.log.info(f"cleaned {raw.height:,} raw rows into {frame.height:,} in {time.perf_counter() - started:.2f}s")
-            tables.replace_rows(conn, TABLE, frame, dates=dates, high_water=high_water)
-            data_version, version_metadata = tables.publish_version(
-                context, conn, TABLE, warehouse.versions_path, warehouse.version_retention_hours,
-                dates=dates, high_water=high_water)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        newest = tables.preview(conn, TABLE)
-        batch_files = tables.source_files(conn, dates)
-        schema = tables.table_schema(conn, TABLE, cleaning.COLUMNS)
-        total = tables.scalar(conn, f"SELECT count(*) FROM {TABLE}")
+            data_version, version_metadata = tables.write_layer(
+                context, conn, warehouse, TABLE, frame, dates=dates, high_water=high_water)
+        described = tables.describe(conn, TABLE, dates, cleaning.COLUMNS, cleaning.LINEAGE)
 
     issues = frame["quality_issue"].value_counts()
     issue_counts = dict(zip(issues["quality_issue"].to_list(), issues["count"].to_list()))
@@ -71,13 +61,7 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
         data_version=data_version,
         metadata={
             **version_metadata,
-            "dagster/row_count": total,
-            "dagster/table_name": TABLE,
-            "dagster/column_schema": schema,
-            "preview": newest,
-            "source_files": dg.MetadataValue.json(batch_files),
-            "dagster/column_lineage": tables.column_lineage(cleaning.LINEAGE),
-            "mode": "full" if dates is None else "incremental",
+            **described,
             "dates_recomputed": frame["date"].n_unique(),
             "rows_written": frame.height,
             "duplicates_resolved": raw.height - frame.height,

@@ -44,8 +44,7 @@ SOURCE = "cleaned.sales"
 def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     started = time.perf_counter()
     with warehouse.get_connection() as conn:
-        conn.begin()
-        try:
+        with tables.transaction(conn):
             watermark = None if config.full_rebuild else tables.read_watermark(conn, TABLE)
             high_water = tables.scalar(conn, f"SELECT max(_updated_at) FROM {SOURCE}")
             targets = None
@@ -62,30 +61,15 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             frame = frame.collect()
             context.log.info(f"built {frame.height:,} feature rows from {cleaned.height:,} cleaned rows "
                              f"in {time.perf_counter() - started:.2f}s")
-            tables.replace_rows(conn, TABLE, frame, dates=targets, high_water=high_water)
-            data_version, version_metadata = tables.publish_version(
-                context, conn, TABLE, warehouse.versions_path, warehouse.version_retention_hours,
-                dates=targets, high_water=high_water)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        newest = tables.preview(conn, TABLE)
-        batch_files = tables.source_files(conn, targets)
-        schema = tables.table_schema(conn, TABLE, features.COLUMNS)
-        total = tables.scalar(conn, f"SELECT count(*) FROM {TABLE}")
+            data_version, version_metadata = tables.write_layer(
+                context, conn, warehouse, TABLE, frame, dates=targets, high_water=high_water)
+        described = tables.describe(conn, TABLE, targets, features.COLUMNS, features.LINEAGE)
 
     return dg.MaterializeResult(
         data_version=data_version,
         metadata={
             **version_metadata,
-            "dagster/row_count": total,
-            "dagster/table_name": TABLE,
-            "dagster/column_schema": schema,
-            "preview": newest,
-            "source_files": dg.MetadataValue.json(batch_files),
-            "dagster/column_lineage": tables.column_lineage(features.LINEAGE),
-            "mode": "full" if targets is None else "incremental",
+            **described,
             "rows_written": frame.height,
             "cleaned_rows_read": cleaned.height,
             "seconds": round(time.perf_counter() - started, 3),

@@ -14,7 +14,7 @@ import dagster as dg
 from platform_assets import ledger, rossmann
 from platform_assets.loading import BadFile, stage_csv
 from platform_assets.resources import LandingZone, Warehouse, content_hash
-from platform_assets.tables import scalar
+from platform_assets.tables import scalar, transaction
 
 OWNER = "team:data-platform"
 sales_files = dg.DynamicPartitionsDefinition(name="sales_files")
@@ -87,10 +87,9 @@ def _load_file(
             rows = stage_csv(conn, path, schema, "staged")
         except BadFile as bad:
             reason = str(bad)
-            conn.begin()
-            ledger.record(conn, path, kind=schema.kind, content_hash=digest, rows=None,
-                          status="quarantined", reason=reason)
-            conn.commit()
+            with transaction(conn):
+                ledger.record(conn, path, kind=schema.kind, content_hash=digest, rows=None,
+                              status="quarantined", reason=reason)
             landing.move_to_quarantine(path, reason)
             raise dg.Failure(
                 description=f"{name} was quarantined, nothing was loaded: {reason}",
@@ -99,17 +98,12 @@ def _load_file(
         context.log.info(f"parsed {rows:,} rows in {time.perf_counter() - started:.2f}s")
 
         replaced = "true" if schema is rossmann.STORES else "_source_file = $name"
-        conn.begin()
-        try:
+        with transaction(conn):
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_columns_ddl(schema)})")
             conn.execute(f"DELETE FROM {table} WHERE {replaced}", {"name": name} if "$name" in replaced else {})
             conn.execute(f"INSERT INTO {table} SELECT *, $name, now() FROM staged", {"name": name})
             ledger.record(conn, path, kind=schema.kind, content_hash=digest, rows=rows, status="loaded")
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
         table_rows = scalar(conn, f"SELECT count(*) FROM {table}")
 
     archived = landing.move_to_archive(path)

@@ -41,9 +41,16 @@ def shoot(page, name: str) -> None:
 
 
 def dismiss_welcome(page) -> None:
-    skip = page.get_by_role("button", name="Skip")
-    if skip.count():
-        skip.click()
+    """A new browser profile is greeted by a sign-up dialog that may render after the page settles.
+
+    Wait for it and skip it (the choice is kept for the rest of the session); go on if it never shows.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_role("button", name="Skip").click(timeout=15_000)
+    except PlaywrightTimeout:
+        pass
 
 
 def test_materialize_all_from_the_ui_then_read_schema_and_lineage(tmp_path, browser):
@@ -75,7 +82,6 @@ def test_materialize_all_from_the_ui_then_read_schema_and_lineage(tmp_path, brow
         shoot(page, "ui-lineage.png")
 
         page.goto(f"{server.url}/assets/features/sales_features", wait_until="networkidle")
-        dismiss_welcome(page)
         page.get_by_text("Columns", exact=True).first.wait_for()
         for text in ("sales_lag_7", "Sales exactly 7 calendar day(s) earlier; null if that day has no row.",
                      "sales_mean_28d", "data-platform", "incremental_update"):

@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _warehouse() -> Warehouse:
-    settings = Settings.from_env()
-    return Warehouse(database=str(settings.warehouse_path), version_retention_hours=settings.version_retention_hours)
+    return Warehouse.from_settings(Settings.from_env())
 
 
 def _versions(table: str) -> int:

@@ -25,9 +25,7 @@ defs = dg.Definitions(
     # and a process per step cost ~3.5 s of start-up each (measured in the end-to-end test).
     executor=dg.in_process_executor,
     resources={
-        "warehouse": Warehouse(
-            database=str(settings.warehouse_path), version_retention_hours=settings.version_retention_hours
-        ),
+        "warehouse": Warehouse.from_settings(settings),
         "landing": LandingZone(data_dir=str(settings.data_dir)),
         "models": ModelStore(models_dir=str(settings.models_dir)),
     },

@@ -12,6 +12,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from platform_assets.settings import Settings
+
 
 class Warehouse(DuckDBResource):
     """The DuckDB file all layers live in (one schema per layer), and the Delta history of its tables.
@@ -21,6 +23,10 @@ class Warehouse(DuckDBResource):
 
     versions_dir: str | None = None
     version_retention_hours: int = 24 * 30
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Warehouse":
+        return cls(database=str(settings.warehouse_path), version_retention_hours=settings.version_retention_hours)
 
     @property
     def versions_path(self) -> Path:

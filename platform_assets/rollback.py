@@ -26,11 +26,7 @@ def rollback(warehouse: Warehouse, table: str, version: int, instance: dg.Dagste
         conn.execute(f"CREATE OR REPLACE TABLE {table} AS "
                      "SELECT * EXCLUDE (_updated_at), now() AS _updated_at FROM _restored")
         conn.unregister("_restored")
-        conn.execute(tables.WATERMARKS_DDL)
-        conn.execute("DELETE FROM ops.watermarks WHERE table_name = ?", [table])
-        if entry["high_water"]:
-            conn.execute("INSERT INTO ops.watermarks VALUES (?, ?::TIMESTAMPTZ, now())",
-                         [table, entry["high_water"]])
+        tables.set_watermark(conn, table, entry["high_water"])
         versions.recompute_digest(conn, table)
         digest = versions.data_version(conn, table)
         number = versions.publish(conn, warehouse.versions_path, table, dates=None, commit={

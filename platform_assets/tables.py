@@ -59,6 +59,14 @@ def read_watermark(conn: duckdb.DuckDBPyConnection, table: str) -> datetime | No
     return high_water if table_exists(conn, table) else None
 
 
+def set_watermark(conn: duckdb.DuckDBPyConnection, table: str, high_water) -> None:
+    """Record how far ``table`` has read its input; None forgets it (the next run rebuilds)."""
+    conn.execute(WATERMARKS_DDL)
+    conn.execute("DELETE FROM ops.watermarks WHERE table_name = ?", [table])
+    if high_water is not None:
+        conn.execute("INSERT INTO ops.watermarks VALUES (?, ?::TIMESTAMPTZ, now())", [table, high_water])
+
+
 def replace_rows(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -89,7 +97,7 @@ def replace_rows(
     finally:
         conn.unregister("_frame")
     if high_water is not None:
-        conn.execute("INSERT OR REPLACE INTO ops.watermarks VALUES (?, ?, now())", [table, high_water])
+        set_watermark(conn, table, high_water)
 
 
 def table_schema(conn: duckdb.DuckDBPyConnection, table: str, descriptions: dict[str, str]) -> dg.TableSchema:

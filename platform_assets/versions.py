@@ -41,9 +41,7 @@ def data_version(conn: duckdb.DuckDBPyConnection, table: str) -> str:
     It is the sum of row hashes, kept in ``ops.table_digests`` by ``replace_digest`` as rows
     are replaced, so reading it does not scan the table.
     """
-    conn.execute(DIGESTS_DDL)
-    stored = conn.execute("SELECT hash_sum, rows FROM ops.table_digests WHERE table_name = ?", [table]).fetchall()
-    total, rows = stored[0] if stored else recompute_digest(conn, table)
+    total, rows = _stored(conn, table) or recompute_digest(conn, table)
     return f"{int(total) % 2**64:016x}-{rows}"
 
 
@@ -54,12 +52,11 @@ def recompute_digest(conn: duckdb.DuckDBPyConnection, table: str) -> tuple[int, 
 
 def replace_digest(conn, table: str, removed: tuple[int, int], added: tuple[int, int]) -> None:
     """Update the stored digest for rows replaced in place: minus the removed, plus the added."""
-    conn.execute(DIGESTS_DDL)
-    stored = conn.execute("SELECT hash_sum, rows FROM ops.table_digests WHERE table_name = ?", [table]).fetchall()
-    if not stored:
+    stored = _stored(conn, table)
+    if stored is None:
         recompute_digest(conn, table)
         return
-    (total, rows), = stored
+    total, rows = stored
     _store(conn, table, total - removed[0] + added[0], rows - removed[1] + added[1])
 
 
@@ -72,6 +69,12 @@ def row_hash_sum(conn, relation: str, columns: list[str], where: str = "") -> tu
     row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
     return tuple(conn.execute(
         f"SELECT coalesce(sum({row_hash}::HUGEINT), 0), count(*) FROM {relation} {where}").fetchall()[0])
+
+
+def _stored(conn, table: str) -> tuple[int, int] | None:
+    conn.execute(DIGESTS_DDL)
+    rows = conn.execute("SELECT hash_sum, rows FROM ops.table_digests WHERE table_name = ?", [table]).fetchall()
+    return rows[0] if rows else None
 
 
 def _store(conn, table: str, total: int, rows: int) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import dagster as dg
 
 from platform_assets.resources import Warehouse
 from platform_assets.rollback import VERSIONED_TABLES, rollback
-from platform_assets.sample_data.generator import DEFAULT_SEED
+from platform_assets.sample_data.generator import DEFAULT_SEED, N_STORES
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
 from platform_assets.versions import VersionError, history
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                           help="number of days (default: 1 daily, 7 weekly, the rest of the history for all)")
     land_cmd.add_argument("--seed", type=int, default=DEFAULT_SEED)
     land_cmd.add_argument("--stores", action="store_true", help="land the store master again")
+    land_cmd.add_argument("--n-stores", type=int, default=N_STORES,
+                          help=f"size of the chain (default {N_STORES}, the real one; benchmarks use 4x)")
     land_cmd.add_argument("--if-empty", action="store_true",
                           help="do nothing if any file ever landed (used by `make run`)")
     land_cmd.add_argument("--data-dir", type=Path, default=None,
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir.resolve() if args.data_dir else Settings.from_env().data_dir
     try:
         landed = land(data_dir, batch=args.batch, first=args.first, days=args.days,
-                      seed=args.seed, stores=args.stores, if_empty=args.if_empty)
+                      seed=args.seed, n_stores=args.n_stores, stores=args.stores, if_empty=args.if_empty)
     except ValueError as error:
         parser.error(str(error))
     if not landed and args.if_empty:

@@ -166,6 +166,42 @@ def test_cleaned_checks_guard_features_when_raw_checks_are_bypassed(pipeline, in
     assert fingerprint(warehouse_path) != before  # cleaned changed, features did not run
 
 
+def test_layer_checks_read_the_rows_not_yet_verified(pipeline, data_dir, instance, resources):
+    """Cleaned checks read the rows written since the last passing run; rows that failed are read again."""
+
+    def land_day(day: str, weekday: int, bad_row: bool = False) -> dg.ExecuteInProcessResult:
+        lines = [g.replace(DAY, day).replace(",3,", f",{weekday},", 1) for g in GOOD]
+        if bad_row:
+            lines[-1] = f"1115,{weekday},{day},700,70,0,0,0,0"
+        name = f"sales_{day}.csv"
+        (data_dir / "landing" / name).write_text("\n".join([HEADER, *lines]) + "\n")
+        instance.add_dynamic_partitions(sales_files.name, [name])
+        return run(instance, resources, name)
+
+    def cleaned_check(result, name: str) -> dg.AssetCheckEvaluation:
+        (evaluation,) = [e for e in result.get_asset_check_evaluations()
+                         if e.asset_key == cleaned_sales.key and e.check_name == name]
+        return evaluation
+
+    pipeline(GOOD[:-1] + [f"1115,3,{DAY},700,70,0,0,0,0"])  # raw check fails, cleaned did not run
+    forced = run(instance, resources, assets=[cleaned_sales])  # someone runs cleaned by hand
+    assert cleaned_check(forced, "no_quality_issue").metadata["failed_rows_count"].value == 1
+
+    next_day = land_day("2013-01-10", 4)  # a good day: the bad row of the day before is read again
+    assert not cleaned_check(next_day, "no_quality_issue").passed
+    assert cleaned_check(next_day, "sales_not_negative").metadata["check_rows_tested"].value == 2 * 1115
+    assert "features/sales_features" not in materialized(next_day)
+
+    fixed = pipeline(GOOD)  # the corrected file: both unverified days are read and pass
+    assert cleaned_check(fixed, "no_quality_issue").passed
+    assert cleaned_check(fixed, "sales_not_negative").metadata["check_rows_tested"].value == 2 * 1115
+    assert "features/sales_features" in materialized(fixed)
+
+    after = land_day("2013-01-11", 5)  # verified rows are not read again: only the new day
+    assert after.success and not {k for k in failed(after) if k.split(":")[1] not in ADVISORY}
+    assert cleaned_check(after, "sales_not_negative").metadata["check_rows_tested"].value == 1115
+
+
 def test_checks_on_a_partition_see_only_that_partition(pipeline, data_dir, instance, resources):
     assert not pipeline(GOOD + [GOOD[0]]).success  # a duplicate in this batch
     (data_dir / "landing" / "sales_2013-01-10.csv").write_text(

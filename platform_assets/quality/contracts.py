@@ -18,6 +18,7 @@ import yaml
 
 DATA_SOURCE = "warehouse"
 PARTITION_VARIABLE = "${var.partition}"
+VERIFIED_VARIABLE = "verified_through"  # filled by the check: rows written after it are not verified yet
 _CHECK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -42,6 +43,7 @@ class Contract:
     checks: tuple[ContractCheck, ...]
     filter: str | None
     scoped_to_partition: bool
+    scoped_to_unverified: bool
 
     @property
     def table(self) -> str:
@@ -72,7 +74,8 @@ def load_contract(path: Path) -> Contract:
     if duplicated:
         raise ContractError(f"{path}: check qualifiers must be unique, repeated: {', '.join(duplicated)}")
     filter_sql = document.get("filter")
-    return Contract(path, dataset, tuple(checks), filter_sql, PARTITION_VARIABLE in (filter_sql or ""))
+    return Contract(path, dataset, tuple(checks), filter_sql, PARTITION_VARIABLE in (filter_sql or ""),
+                    VERIFIED_VARIABLE in (document.get("variables") or {}))
 
 
 def _check(path: Path, item: dict, column: str | None) -> ContractCheck:

@@ -1,8 +1,10 @@
 """Turn each Soda contract into one Dagster multi-asset check, one Dagster check per Soda check.
 
-The contract is verified in-process on the run's own DuckDB connection. On a
-partitioned asset the contract's filter is bound to the partition being
-checked (``${var.partition}``), so a check reads only the batch just loaded.
+The contract is verified in-process on the run's own DuckDB connection, and
+reads only the batch: on a partitioned asset the filter is bound to the
+partition (``${var.partition}``); a contract declaring ``verified_through``
+reads the rows written after the last run whose blocking checks all passed
+(kept in ``ops.watermarks``), so failed rows are checked again next time.
 """
 
 import os
@@ -16,7 +18,14 @@ import duckdb
 from soda_core.contracts.api.verify_api import verify_contract_locally
 from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
 
-from platform_assets.quality.contracts import DATA_SOURCE, Contract, ContractError, load_contract
+from platform_assets import tables
+from platform_assets.quality.contracts import (
+    DATA_SOURCE,
+    VERIFIED_VARIABLE,
+    Contract,
+    ContractError,
+    load_contract,
+)
 from platform_assets.quality.failing_rows import failing_rows_query
 from platform_assets.resources import Warehouse
 
@@ -58,9 +67,30 @@ def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefi
     def verify(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
         variables = {"partition": context.partition_key} if scope is not None else {}
         with warehouse.get_connection() as conn:
-            yield from _verify(context, conn, contract, variables)
+            if not contract.scoped_to_unverified:
+                yield from _verify(context, conn, contract, variables)
+                return
+            verified, newest = _unverified_range(conn, contract.table)
+            context.log.info(f"verifying rows of {contract.table} written after {verified or 'the beginning'}")
+            results = list(_verify(context, conn, contract, {VERIFIED_VARIABLE: str(verified or "-infinity")}))
+            if newest is not None and all(r.passed for r in results if r.severity == dg.AssetCheckSeverity.ERROR):
+                tables.set_watermark(conn, _verified_key(contract.table), newest)
+        yield from results
 
     return verify
+
+
+def _unverified_range(conn, table: str):
+    """(last verified ``_updated_at`` or None, newest ``_updated_at`` now): the rows to verify lie between."""
+    key = _verified_key(table)
+    verified = tables.scalar(conn, "SELECT high_water FROM ops.watermarks WHERE table_name = ?", [key]) \
+        if tables.table_exists(conn, "ops.watermarks") else None
+    newest = tables.scalar(conn, f"SELECT max(_updated_at) FROM {table}") if tables.table_exists(conn, table) else None
+    return verified, newest
+
+
+def _verified_key(table: str) -> str:
+    return f"{table} (verified by its contract)"
 
 
 def _verify(context, conn, contract: Contract, variables: dict[str, str]):

@@ -58,33 +58,41 @@ class StoreMaster:
 
 
 class RossmannGenerator:
-    """Generates the store master and any range of sales days from one seed."""
+    """Generates the store master and any range of sales days from one seed.
 
-    def __init__(self, seed: int = DEFAULT_SEED) -> None:
+    ``n_stores`` scales the chain (benchmarks use 4x): store types and the 2014
+    gap keep their shares; the default reproduces the real file's 1,115 stores.
+    """
+
+    def __init__(self, seed: int = DEFAULT_SEED, n_stores: int = N_STORES) -> None:
+        if n_stores < len(STORE_TYPE_COUNTS) + 1:
+            raise ValueError(f"n_stores must be at least {len(STORE_TYPE_COUNTS) + 1}, got {n_stores}")
         self.seed = seed
+        self.n_stores = n_stores
 
     @cached_property
     def stores(self) -> StoreMaster:
+        n = self.n_stores
         rng = np.random.default_rng([self.seed, 0])
-        store_ids = np.arange(1, N_STORES + 1)
-        store_type = rng.permutation(
-            np.repeat(list(STORE_TYPE_COUNTS), list(STORE_TYPE_COUNTS.values()))
-        )
+        store_ids = np.arange(1, n + 1)
+        type_counts = [round(count * n / N_STORES) for count in STORE_TYPE_COUNTS.values()]
+        type_counts[0] += n - sum(type_counts)  # rounding goes to the commonest type
+        store_type = rng.permutation(np.repeat(list(STORE_TYPE_COUNTS), type_counts))
         is_b = store_type == "b"
-        assortment = np.where(rng.random(N_STORES) < 0.47, "c", "a")
+        assortment = np.where(rng.random(n) < 0.47, "c", "a")
         assortment[np.flatnonzero(is_b)[:9]] = "b"
 
-        distance = np.clip(np.round(rng.lognormal(7.7, 1.15, N_STORES) / 10) * 10, 20, 75860)
-        distance_missing = np.zeros(N_STORES, bool)
-        distance_missing[rng.choice(N_STORES, 3, replace=False)] = True
-        competition_known = (rng.random(N_STORES) > 0.32) & ~distance_missing
-        comp_year = rng.choice(np.arange(1990, 2016), N_STORES, p=_tail_weights(26))
-        comp_month = rng.integers(1, 13, N_STORES)
+        distance = np.clip(np.round(rng.lognormal(7.7, 1.15, n) / 10) * 10, 20, 75860)
+        distance_missing = np.zeros(n, bool)
+        distance_missing[rng.choice(n, 3, replace=False)] = True
+        competition_known = (rng.random(n) > 0.32) & ~distance_missing
+        comp_year = rng.choice(np.arange(1990, 2016), n, p=_tail_weights(26))
+        comp_month = rng.integers(1, 13, n)
 
-        promo2 = rng.random(N_STORES) < 0.512
-        promo2_year = rng.integers(2009, 2016, N_STORES)
-        promo2_week = rng.integers(1, 51, N_STORES)
-        promo_interval = np.array(PROMO_INTERVALS)[rng.choice(3, N_STORES, p=[0.58, 0.23, 0.19])]
+        promo2 = rng.random(n) < 0.512
+        promo2_year = rng.integers(2009, 2016, n)
+        promo2_week = rng.integers(1, 51, n)
+        promo_interval = np.array(PROMO_INTERVALS)[rng.choice(3, n, p=[0.58, 0.23, 0.19])]
 
         frame = pl.DataFrame(
             {
@@ -102,16 +110,17 @@ class RossmannGenerator:
         ).select(STORES.names)
 
         type_base = np.vectorize(BASE_SALES.get)(store_type)
-        gap_and_missing = rng.choice(N_STORES, GAP_STORES + 1, replace=False)
+        gap_stores = round(GAP_STORES * n / N_STORES)
+        gap_and_missing = rng.choice(n, gap_stores + 1, replace=False)
         return StoreMaster(
             frame=frame,
-            state=rng.integers(0, N_STATES, N_STORES),
-            base_sales=type_base * rng.lognormal(0.0, 0.32, N_STORES),
-            basket=np.vectorize(BASKET.get)(store_type) * rng.lognormal(0.0, 0.08, N_STORES),
-            opens_sundays=is_b | (rng.random(N_STORES) < 0.015),
-            opens_on_public_holidays=rng.random(N_STORES) < 0.08,
-            gap_stores=np.sort(gap_and_missing[:GAP_STORES]),
-            missing_day_store=int(gap_and_missing[GAP_STORES]),
+            state=rng.integers(0, N_STATES, n),
+            base_sales=type_base * rng.lognormal(0.0, 0.32, n),
+            basket=np.vectorize(BASKET.get)(store_type) * rng.lognormal(0.0, 0.08, n),
+            opens_sundays=is_b | (rng.random(n) < 0.015),
+            opens_on_public_holidays=rng.random(n) < 0.08,
+            gap_stores=np.sort(gap_and_missing[:gap_stores]),
+            missing_day_store=int(gap_and_missing[gap_stores]),
         )
 
     def sales(self, first: date, last: date) -> pl.DataFrame:
@@ -133,7 +142,7 @@ class RossmannGenerator:
         closed = (weekday == 7) & ~master.opens_sundays
         closed |= (holiday == "a") & ~master.opens_on_public_holidays
         closed |= np.isin(holiday, ["b", "c"])
-        closed |= rng.random(N_STORES) < 0.003  # refurbishments, strikes, floods
+        closed |= rng.random(self.n_stores) < 0.003  # refurbishments, strikes, floods
         is_open = ~closed
 
         level = (
@@ -143,18 +152,18 @@ class RossmannGenerator:
             * (1.0 + 0.025 * (day.year - 2013))
             * (PROMO_UPLIFT if promo else 1.0)
             * np.where(school, 1.03, 1.0)
-            * rng.lognormal(0.0, 0.11, N_STORES)
+            * rng.lognormal(0.0, 0.11, self.n_stores)
         )
         sales = np.where(is_open, np.round(level), 0).astype(np.int64)
         customers = np.where(
-            is_open, np.round(level / master.basket * rng.lognormal(0.0, 0.05, N_STORES)), 0
+            is_open, np.round(level / master.basket * rng.lognormal(0.0, 0.05, self.n_stores)), 0
         ).astype(np.int64)
         # The real data has a handful of open days with no sales at all.
-        zero_sales = is_open & (rng.random(N_STORES) < 0.00006)
+        zero_sales = is_open & (rng.random(self.n_stores) < 0.00006)
         sales[zero_sales] = 0
         customers[zero_sales] = 0
 
-        keep = np.ones(N_STORES, bool)
+        keep = np.ones(self.n_stores, bool)
         if GAP_START <= day <= GAP_END:
             keep[master.gap_stores] = False
         if day == MISSING_DAY:
@@ -164,7 +173,7 @@ class RossmannGenerator:
         no_holiday = '"0"' if day.year == 2013 else "0"
         return pl.DataFrame(
             {
-                "Store": np.arange(1, N_STORES + 1)[keep],
+                "Store": np.arange(1, self.n_stores + 1)[keep],
                 "DayOfWeek": np.full(keep.sum(), weekday),
                 "Date": np.full(keep.sum(), day.isoformat()),
                 "Sales": sales[keep],

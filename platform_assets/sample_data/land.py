@@ -17,8 +17,10 @@ import polars as pl
 
 from platform_assets import rossmann
 from platform_assets.sample_data.generator import (
+    DEFAULT_SEED,
     HISTORY_END,
     HISTORY_START,
+    N_STORES,
     RossmannGenerator,
     write_sales_csv,
     write_stores_csv,
@@ -40,6 +42,7 @@ def land(
     first: date | None = None,
     days: int | None = None,
     seed: int | None = None,
+    n_stores: int = N_STORES,
     stores: bool = False,
     if_empty: bool = False,
 ) -> list[LandedFile]:
@@ -49,7 +52,7 @@ def land(
     seen = _names_in(landing) | _names_in(archive)
     if if_empty and seen:
         return []
-    generator = RossmannGenerator() if seed is None else RossmannGenerator(seed)
+    generator = RossmannGenerator(DEFAULT_SEED if seed is None else seed, n_stores)
 
     landed = []
     if stores or rossmann.STORES_FILE not in seen:

@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench chromium sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental chromium sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -40,5 +40,9 @@ chromium:
 clean:
 	rm -rf data .dagster_home
 
+# Not part of `make test` (minutes of 2 cores); a tiny smoke run of it is.
 bench: install
+	$(BIN)/python benchmarks/pipeline.py
+
+bench-incremental: install
 	$(BIN)/python benchmarks/incremental.py

@@ -5,7 +5,7 @@ watermark moves in the same transaction as the rows it describes, so a crash
 leaves both at the previous state.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -15,6 +15,12 @@ import duckdb
 import polars as pl
 
 from platform_assets import versions
+
+# A full rebuild transforms this many rows at a time (see ``store_chunks``): about 100 MB of features.
+CHUNK_ROWS = 250_000
+# Polars' in-memory engine: on chunks this size it needs ~half the memory of the streaming engine
+# for the same time (benchmarks/pipeline.py).
+POLARS_ENGINE = "in-memory"
 
 WATERMARKS_DDL = """
 CREATE SCHEMA IF NOT EXISTS ops;
@@ -70,34 +76,68 @@ def set_watermark(conn: duckdb.DuckDBPyConnection, table: str, high_water) -> No
 def replace_rows(
     conn: duckdb.DuckDBPyConnection,
     table: str,
-    frame: pl.DataFrame,
+    frames: Iterable[pl.DataFrame],
     *,
     dates: list[date] | None,
     high_water: datetime | None,
 ) -> None:
-    """Replace the whole table (``dates`` None) or the rows on ``dates`` with ``frame``.
+    """Replace the whole table (``dates`` None) or the rows on ``dates`` with the rows of ``frames``.
 
-    Call inside an open transaction. Every row gets ``_updated_at``, the transaction time,
+    Call inside an open transaction. ``frames`` may be a generator: a full rebuild
+    writes one chunk at a time. Every row gets ``_updated_at``, the transaction time,
     so the next layer can find what changed.
     """
-    conn.register("_frame", frame)
-    try:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
-        if dates is None or not table_exists(conn, table):
-            conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
-            versions.recompute_digest(conn, table)
-        else:
-            conn.register("_dates", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
-            columns = versions.digest_columns(conn, table)
-            removed = versions.row_hash_sum(conn, table, columns, "WHERE date IN (SELECT date FROM _dates)")
-            conn.execute(f"DELETE FROM {table} WHERE date IN (SELECT date FROM _dates)")
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
-            versions.replace_digest(conn, table, removed, versions.row_hash_sum(conn, "_frame", columns))
-            conn.unregister("_dates")
-    finally:
-        conn.unregister("_frame")
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+    rebuild = dates is None or not table_exists(conn, table)
+    if not rebuild:
+        conn.register("_dates", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
+        columns = versions.digest_columns(conn, table)
+        removed = versions.row_hash_sum(conn, table, columns, "WHERE date IN (SELECT date FROM _dates)")
+        added = (0, 0)
+        conn.execute(f"DELETE FROM {table} WHERE date IN (SELECT date FROM _dates)")
+        conn.unregister("_dates")
+    i = 0
+    for i, frame in enumerate(frames):
+        conn.register("_frame", frame)
+        try:
+            if rebuild and i == 0:
+                conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
+            else:
+                conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
+            if not rebuild:
+                added = tuple(a + b for a, b in zip(added, versions.row_hash_sum(conn, "_frame", columns)))
+        finally:
+            conn.unregister("_frame")
+    if rebuild and i > 0:
+        # chunks come store by store; stored by date, an incremental run's deletes and the
+        # checkpoint after them touch only the row groups of its dates
+        conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table} ORDER BY date, store")
+    if rebuild:
+        versions.recompute_digest(conn, table)
+    else:
+        versions.replace_digest(conn, table, removed, added)
     if high_water is not None:
         set_watermark(conn, table, high_water)
+
+
+def store_chunks(conn: duckdb.DuckDBPyConnection, table: str, store: str, rows_per_chunk: int) -> list[str]:
+    """SQL conditions splitting ``table`` into ranges of stores of about ``rows_per_chunk`` rows.
+
+    Every feature and cleaning rule works within one store, so a full rebuild can go
+    a chunk at a time: its memory follows the chunk, not the length of history.
+    """
+    counts = conn.execute(f'SELECT "{store}", count(*) FROM {table} WHERE "{store}" IS NOT NULL '
+                          "GROUP BY 1 ORDER BY 1").fetchall()
+    bounds, first, rows = [], None, 0
+    for store_id, n in counts:
+        first = store_id if first is None else first
+        rows += n
+        if rows >= rows_per_chunk or store_id == counts[-1][0]:
+            bounds.append((first, store_id))
+            first, rows = None, 0
+    conditions = [f'"{store}" BETWEEN {lo} AND {hi}' for lo, hi in bounds] or ["false"]
+    conditions[0] = f'({conditions[0]} OR "{store}" IS NULL)'  # rows without a store still reach the checks
+    return conditions
 
 
 def table_schema(conn: duckdb.DuckDBPyConnection, table: str, descriptions: dict[str, str]) -> dg.TableSchema:
@@ -169,12 +209,12 @@ def source_files(conn: duckdb.DuckDBPyConnection, dates: list[date] | None) -> l
         f"SELECT DISTINCT _source_file FROM cleaned.sales {where} ORDER BY 1", params).fetchall()]
 
 
-def write_layer(context, conn, warehouse, table: str, frame: pl.DataFrame, *, dates, high_water):
+def write_layer(context, conn, warehouse, table: str, frames: Iterable[pl.DataFrame], *, dates, high_water):
     """Inside the open transaction: replace the rows, move the watermark, publish the Delta version.
 
     Returns the Dagster data version and the version metadata.
     """
-    replace_rows(conn, table, frame, dates=dates, high_water=high_water)
+    replace_rows(conn, table, frames, dates=dates, high_water=high_water)
     return publish_version(context, conn, table, warehouse.versions_path, warehouse.version_retention_hours,
                            dates=dates, high_water=high_water)
 

@@ -14,8 +14,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import deltalake
+from deltalake.transaction import AddAction, create_table_with_add_actions
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 PARTITION = "_month"
 LOAD_TIMESTAMPS = ("_loaded_at", "_updated_at")
@@ -93,27 +95,58 @@ def publish(
 ) -> int:
     """Write the table's rows of the months of ``dates`` (all rows if None) as a new version.
 
-    No changed dates, no new version: the current version number is returned.
+    DuckDB writes the Parquet files (streaming, partitioned by month, next to the
+    files of older versions); deltalake commits them, replacing the files of those
+    months, in one transaction. No changed dates, no new version: the current
+    version number is returned.
     """
     path = versions_dir / table
-    months = None if dates is None else sorted({d.strftime("%Y-%m") for d in dates})
-    if months == [] and deltalake.DeltaTable.is_deltatable(str(path)):
+    exists = deltalake.DeltaTable.is_deltatable(str(path))
+    months = None if dates is None or not exists else sorted({d.strftime("%Y-%m") for d in dates})
+    if months == []:
         return deltalake.DeltaTable(str(path)).version()
     select = f"SELECT *, strftime(date, '%Y-%m') AS {PARTITION} FROM {table}"
-    options = {"commit_properties": deltalake.CommitProperties(custom_metadata=_jsonable(commit))}
-    if months is None or not deltalake.DeltaTable.is_deltatable(str(path)):
-        frame = conn.sql(select).pl()
-        options |= {"partition_by": [PARTITION], "schema_mode": "overwrite"}
-    else:
+    params = None
+    if months is not None:
         in_months = ", ".join(f"'{m}'" for m in months)
         # the date range lets DuckDB skip row groups before formatting any date: cost follows the batch
-        first, last = min(dates).replace(day=1), max(dates).replace(day=28) + timedelta(days=4)
-        frame = conn.sql(f"{select} WHERE date BETWEEN ? AND ? AND strftime(date, '%Y-%m') IN ({in_months})",
-                         params=[first, last]).pl()
-        options["predicate"] = f"{PARTITION} IN ({in_months})"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_delta(str(path), mode="overwrite", delta_write_options=options)
+        params = [min(dates).replace(day=1), max(dates).replace(day=28) + timedelta(days=4)]
+        select += f" WHERE date BETWEEN ? AND ? AND strftime(date, '%Y-%m') IN ({in_months})"
+    path.mkdir(parents=True, exist_ok=True)
+    written = conn.execute(
+        f"COPY ({select}) TO '{path}' (FORMAT parquet, PARTITION_BY ({PARTITION}), APPEND, "
+        "FILENAME_PATTERN 'part-{uuid}', RETURN_STATS)", params).fetchall()
+    schema = _delta_schema(conn.sql(f"{select} LIMIT 0", params=params).to_arrow_table().schema)
+    actions = [_add_action(path, *row) for row in written]
+    properties = deltalake.CommitProperties(custom_metadata=_jsonable(commit))
+    if not exists:
+        create_table_with_add_actions(str(path), schema, actions, mode="overwrite", partition_by=[PARTITION],
+                                      commit_properties=properties)
+    else:
+        deltalake.DeltaTable(str(path)).create_write_transaction(
+            actions, mode="overwrite", schema=schema, partition_by=[PARTITION],
+            partition_filters=None if months is None else [(PARTITION, "in", months)],
+            commit_properties=properties)
     return deltalake.DeltaTable(str(path)).version()
+
+
+def _delta_schema(schema: pa.Schema) -> deltalake.Schema:
+    """Delta stores instants as UTC; DuckDB names its zone (e.g. Etc/UTC), the instants are the same."""
+    return deltalake.Schema.from_arrow(pa.schema(
+        [f.with_type(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) and f.type.tz else f
+         for f in schema]))
+
+
+def _add_action(root: Path, filename: str, rows: int, size: int, _footer, columns: dict, partition: dict, _meta):
+    """A Delta add action for one file DuckDB wrote, with the row count and the date range as stats."""
+    file = Path(filename)
+    date_stats = columns.get('"date"') or columns.get("date") or {}
+    stats = {"numRecords": rows}
+    if date_stats.get("min") is not None:
+        stats |= {"minValues": {"date": date_stats["min"]}, "maxValues": {"date": date_stats["max"]},
+                  "nullCount": {"date": int(date_stats.get("null_count", 0))}}
+    return AddAction(path=file.relative_to(root).as_posix(), size=size, partition_values=dict(partition),
+                     modification_time=int(file.stat().st_mtime * 1000), data_change=True, stats=json.dumps(stats))
 
 
 def history(versions_dir: Path, table: str) -> list[dict]:

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from platform_assets import tables
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.features import sales_features
@@ -104,7 +105,8 @@ def test_materializations_carry_schema_and_column_lineage_back_to_raw(full_wareh
     assert {d.column_name for deps in feature_deps.values() for d in deps} <= cleaned_columns
 
 
-def test_incremental_daily_updates_equal_a_full_rebuild(data_dir, resources, instance, load, warehouse_path, tmp_path):
+def test_incremental_daily_updates_equal_a_full_rebuild(data_dir, resources, instance, load, warehouse_path, tmp_path,
+                                                       monkeypatch):
     start = date(2014, 6, 10)  # crosses the start of the 180-store gap on 2014-07-01
     land(data_dir, batch="all", first=start, days=14)
     assert load().success and load("sales_2014-06-10_2014-06-23.csv").success
@@ -127,6 +129,9 @@ def test_incremental_daily_updates_equal_a_full_rebuild(data_dir, resources, ins
 
     rebuilt_path = tmp_path / "rebuilt.duckdb"
     shutil.copy(warehouse_path, rebuilt_path)
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 5_000)  # the rebuild goes a few stores at a time
+    with duckdb.connect(str(rebuilt_path), read_only=True) as conn:
+        assert len(tables.store_chunks(conn, "cleaned.sales", "store", tables.CHUNK_ROWS)) > 5
     rebuilt = build({**resources, "warehouse": Warehouse(database=str(rebuilt_path))}, instance, full_rebuild=True)
     assert metadata(rebuilt, "features/sales_features")["mode"] == "full"
     for name in ("cleaned.sales", "features.sales_features"):

@@ -6,6 +6,7 @@ store master, a first run or ``full_rebuild`` recompute everything.
 """
 
 import time
+from collections import Counter
 
 import dagster as dg
 import polars as pl
@@ -40,32 +41,44 @@ TABLE = "cleaned.sales"
 )
 def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     started = time.perf_counter()
+    counts = Counter()
+
+    def cleaned_frames(conn, dates):
+        """The cleaned rows of ``dates``, or of every date a chunk of stores at a time."""
+        if dates is None:
+            scopes = tables.store_chunks(conn, "raw.sales", "Store", tables.CHUNK_ROWS)
+        else:
+            conn.register("_redo", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
+            scopes = ["Date IN (SELECT date FROM _redo)"]
+        stores = conn.sql("SELECT * FROM raw.stores").pl().lazy()
+        for scope in scopes:
+            raw = conn.sql(f"SELECT * FROM raw.sales WHERE {scope}").pl()
+            frame = cleaning.clean_sales(raw.lazy(), stores).collect(engine=tables.POLARS_ENGINE)
+            counts.update(raw=raw.height, cleaned=frame.height,
+                          **dict(frame["quality_issue"].drop_nulls().value_counts().iter_rows()))
+            yield frame
+
     with warehouse.get_connection() as conn:
         with tables.transaction(conn):
             high_water, dates = _dates_to_redo(conn, config.full_rebuild)
-            where = "" if dates is None else "WHERE Date IN (SELECT date FROM _dates)"
-            if dates is not None:
-                conn.register("_dates", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
-            context.log.info("full rebuild" if dates is None else f"recomputing {len(dates)} date(s)")
-            raw = conn.sql(f"SELECT * FROM raw.sales {where}").pl()
-            stores = conn.sql("SELECT * FROM raw.stores").pl()
-            frame = cleaning.clean_sales(raw.lazy(), stores.lazy()).collect()
-            context.log.info(f"cleaned {raw.height:,} raw rows into {frame.height:,} in {time.perf_counter() - started:.2f}s")
+            context.log.info("full rebuild, a chunk of stores at a time" if dates is None
+                             else f"recomputing {len(dates)} date(s)")
             data_version, version_metadata = tables.write_layer(
-                context, conn, warehouse, TABLE, frame, dates=dates, high_water=high_water)
+                context, conn, warehouse, TABLE, cleaned_frames(conn, dates), dates=dates, high_water=high_water)
+            context.log.info(f"cleaned {counts['raw']:,} raw rows into {counts['cleaned']:,} "
+                             f"in {time.perf_counter() - started:.2f}s")
         described = tables.describe(conn, TABLE, dates, cleaning.COLUMNS, cleaning.LINEAGE)
+        recomputed = len(dates) if dates is not None else tables.scalar(conn, f"SELECT count(DISTINCT date) FROM {TABLE}")
 
-    issues = frame["quality_issue"].value_counts()
-    issue_counts = dict(zip(issues["quality_issue"].to_list(), issues["count"].to_list()))
     return dg.MaterializeResult(
         data_version=data_version,
         metadata={
             **version_metadata,
             **described,
-            "dates_recomputed": frame["date"].n_unique(),
-            "rows_written": frame.height,
-            "duplicates_resolved": raw.height - frame.height,
-            **{f"rows_{issue}": issue_counts.get(issue, 0) for issue in cleaning.QUALITY_ISSUES},
+            "dates_recomputed": recomputed,
+            "rows_written": counts["cleaned"],
+            "duplicates_resolved": counts["raw"] - counts["cleaned"],
+            **{f"rows_{issue}": counts[issue] for issue in cleaning.QUALITY_ISSUES},
             "seconds": round(time.perf_counter() - started, 3),
         }
     )

@@ -7,6 +7,7 @@ the batch, not the length of history.
 """
 
 import time
+from collections import Counter
 
 import dagster as dg
 import polars as pl
@@ -43,6 +44,25 @@ SOURCE = "cleaned.sales"
 )
 def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     started = time.perf_counter()
+    counts = Counter()
+
+    def feature_frames(conn, targets):
+        """Features of the ``targets`` dates from their bounded slice, or of everything a chunk of stores at a time."""
+        if targets is None:
+            slices = [(scope, []) for scope in tables.store_chunks(conn, SOURCE, "store", tables.CHUNK_ROWS)]
+        elif targets:
+            slices = [("date BETWEEN ? AND ?", list(features.input_range(targets)))]
+        else:
+            slices = [("false", [])]
+        for scope, params in slices:
+            cleaned = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", params=params).pl()
+            frame = features.build_features(cleaned.lazy())
+            if targets is not None:
+                frame = frame.filter(pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode()))
+            frame = frame.collect(engine=tables.POLARS_ENGINE)
+            counts.update(read=cleaned.height, written=frame.height)
+            yield frame
+
     with warehouse.get_connection() as conn:
         with tables.transaction(conn):
             watermark = None if config.full_rebuild else tables.read_watermark(conn, TABLE)
@@ -52,17 +72,12 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
                 changed = [d for (d,) in conn.execute(
                     f"SELECT DISTINCT date FROM {SOURCE} WHERE _updated_at > ? ORDER BY 1", [watermark]).fetchall()]
                 targets = features.affected_dates(changed)
-            cleaned = _read_cleaned(conn, targets)
-            context.log.info("full rebuild" if targets is None else
-                             f"recomputing {len(targets)} date(s) from {cleaned.height:,} cleaned rows")
-            frame = features.build_features(cleaned.lazy())
-            if targets is not None:
-                frame = frame.filter(pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode()))
-            frame = frame.collect()
-            context.log.info(f"built {frame.height:,} feature rows from {cleaned.height:,} cleaned rows "
-                             f"in {time.perf_counter() - started:.2f}s")
+            context.log.info("full rebuild, a chunk of stores at a time" if targets is None
+                             else f"recomputing {len(targets)} date(s)")
             data_version, version_metadata = tables.write_layer(
-                context, conn, warehouse, TABLE, frame, dates=targets, high_water=high_water)
+                context, conn, warehouse, TABLE, feature_frames(conn, targets), dates=targets, high_water=high_water)
+            context.log.info(f"built {counts['written']:,} feature rows from {counts['read']:,} cleaned rows "
+                             f"in {time.perf_counter() - started:.2f}s")
         described = tables.describe(conn, TABLE, targets, features.COLUMNS, features.LINEAGE)
 
     return dg.MaterializeResult(
@@ -70,18 +85,8 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
         metadata={
             **version_metadata,
             **described,
-            "rows_written": frame.height,
-            "cleaned_rows_read": cleaned.height,
+            "rows_written": counts["written"],
+            "cleaned_rows_read": counts["read"],
             "seconds": round(time.perf_counter() - started, 3),
         }
     )
-
-
-def _read_cleaned(conn, targets):
-    """All of cleaned.sales, or the bounded slice the ``targets`` dates need."""
-    query = f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE}"
-    if targets is None:
-        return conn.sql(query).pl()
-    if not targets:
-        return conn.sql(f"{query} WHERE false").pl()
-    return conn.sql(f"{query} WHERE date BETWEEN ? AND ?", params=list(features.input_range(targets))).pl()

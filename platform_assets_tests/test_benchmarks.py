@@ -1,0 +1,58 @@
+"""The benchmark harness runs end to end, and its pandas baseline computes what the platform computes."""
+
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from platform_assets.assets.cleaned import cleaned_sales
+from platform_assets.assets.features import sales_features
+from platform_assets.transforms.features import COLUMNS
+from platform_assets.sample_data.land import land
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import pandas_pipeline  # noqa: E402  (benchmarks/ is not a package)
+
+
+def test_pipeline_benchmark_smoke():
+    """`make bench` on tiny data: every scenario at both scales, and a verdict for every target."""
+    done = subprocess.run([sys.executable, "benchmarks/pipeline.py", "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout.split("scenario", 1)[1]
+    for scenario in ("duckdb scan", "pandas baseline", "platform full", "platform +1 day"):
+        assert [line.split()[len(scenario.split())] for line in table.splitlines()
+                if line.startswith(scenario)] == ["1x", "4x"], scenario
+    verdicts = [line for line in table.splitlines() if line.startswith(("met", "MISSED"))]
+    assert len(verdicts) == 2 * 3 + 2  # three per scale, two for the growth from 1x to 4x
+    platform_rows = [int(line.split()[5].replace(",", "")) for line in table.splitlines()
+                     if line.startswith("platform full")]
+    assert platform_rows[1] > 3.9 * platform_rows[0]  # 4x the stores really is ~4x the rows
+
+
+def test_pandas_baseline_builds_the_platforms_features(data_dir, load, resources, instance, warehouse_path, tmp_path):
+    """Same cleaning, same features: the comparison is like for like (and the baseline's checks pass)."""
+    land(data_dir, batch="all", first=date(2014, 6, 1), days=60)  # crosses the 180-store gap of July 2014
+    shutil.copytree(data_dir / "landing", tmp_path / "files")
+    expected, failures = pandas_pipeline.run(tmp_path / "files")
+    assert not {name: count for name, count in failures.items() if count}
+    assert load().success and load("sales_2014-06-01_2014-07-30.csv").success
+    assert dg.materialize([cleaned_sales, sales_features], resources=resources, instance=instance).success
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        actual = conn.sql("SELECT * EXCLUDE (_updated_at) FROM features.sales_features").pl()
+
+    def comparable(frame: pl.DataFrame) -> pl.DataFrame:
+        frame = frame.select(list(COLUMNS))
+        numeric = [c for c, t in frame.schema.items() if t.is_numeric()]
+        return frame.with_columns(pl.col("date").cast(pl.Date), pl.col(numeric).cast(pl.Float64)).sort("store", "date")
+
+    assert actual.height == len(expected) == 1115 * 30 + 935 * 30
+    assert_frame_equal(comparable(pl.from_pandas(expected)), comparable(actual), check_exact=False, rel_tol=1e-9)

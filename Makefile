@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench bench-incremental chromium sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental chromium postgres sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,11 @@ test: install chromium
 # Debian's Chromium for the browser tests (Playwright never downloads its own).
 chromium:
 	@[ -x /usr/bin/chromium ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Debian's PostgreSQL on loopback for the production-profile test (needs root: apt, runuser):
+#   export PLATFORM_TEST_POSTGRES_URL=$$(make -s postgres) && make test
+postgres:
+	@./deploy/postgres.sh
 
 clean:
 	rm -rf data .dagster_home

@@ -93,6 +93,26 @@ class DagsterServer:
                    for r in self.runs())
 
 
+@contextmanager
+def fresh_postgres_database(server_url: str):
+    """A new, empty database on the server of ``server_url`` for one test; dropped afterwards."""
+    import uuid
+
+    import psycopg2
+
+    name = f"dagster_e2e_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,15 +120,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def dagster_dev(workdir: Path, *, sensor_interval: int = 2, automation_interval: int = 5):
+def dagster_dev(workdir: Path, *, sensor_interval: int = 2, automation_interval: int = 5,
+                instance_yaml: Path = REPO / "dagster.yaml", env: dict[str, str] | None = None):
     """Start `dagster dev` on a free loopback port with its own DAGSTER_HOME and data dir; always stop it."""
     dagster_home, data_dir, log = workdir / "dagster_home", workdir / "data", workdir / "dagster_dev.log"
     dagster_home.mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(instance_yaml, dagster_home / "dagster.yaml")
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PLATFORM_DATA_DIR": str(data_dir),
            "PLATFORM_SENSOR_INTERVAL_SECONDS": str(sensor_interval),
-           "PLATFORM_AUTOMATION_INTERVAL_SECONDS": str(automation_interval)}
+           "PLATFORM_AUTOMATION_INTERVAL_SECONDS": str(automation_interval), **(env or {})}
     with log.open("w") as out:
         process = subprocess.Popen(
             [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],

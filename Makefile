@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench bench-incremental chromium postgres sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental soak chromium postgres sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -51,3 +51,7 @@ bench: install
 
 bench-incremental: install
 	$(BIN)/python benchmarks/incremental.py
+
+# A busy day against a real `dagster dev` (about 10 minutes): files land in bursts while users click.
+soak: install
+	$(BIN)/python -m platform_assets_tests.e2e.soak

@@ -51,12 +51,14 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             conn.register("_redo", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
             scopes = ["Date IN (SELECT date FROM _redo)"]
         stores = conn.sql("SELECT * FROM raw.stores").pl().lazy()
-        for scope in scopes:
+        for number, scope in enumerate(scopes, start=1):
             raw = conn.sql(f"SELECT * FROM raw.sales WHERE {scope}").pl()
             frame = cleaning.clean_sales(raw.lazy(), stores).collect(engine=tables.POLARS_ENGINE)
             counts.update(raw=raw.height, cleaned=frame.height,
                           **dict(frame["quality_issue"].drop_nulls().value_counts().iter_rows()))
             yield frame
+            if len(scopes) > 1:
+                context.log.info(f"chunk {number}/{len(scopes)} written: {counts['cleaned']:,} rows so far")
 
     with warehouse.get_connection() as conn:
         with tables.transaction(conn):

@@ -54,7 +54,7 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             slices = [("date BETWEEN ? AND ?", list(features.input_range(targets)))]
         else:
             slices = [("false", [])]
-        for scope, params in slices:
+        for number, (scope, params) in enumerate(slices, start=1):
             cleaned = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", params=params).pl()
             frame = features.build_features(cleaned.lazy())
             if targets is not None:
@@ -62,6 +62,8 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             frame = frame.collect(engine=tables.POLARS_ENGINE)
             counts.update(read=cleaned.height, written=frame.height)
             yield frame
+            if len(slices) > 1:
+                context.log.info(f"chunk {number}/{len(slices)} written: {counts['written']:,} rows so far")
 
     with warehouse.get_connection() as conn:
         with tables.transaction(conn):

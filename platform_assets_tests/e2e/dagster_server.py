@@ -79,6 +79,15 @@ class DagsterServer:
             raise RuntimeError(f"launchRun: {data}")
         return data["run"]["runId"]
 
+    def sensor_cursor(self, name: str) -> str | None:
+        data = self.graphql(
+            """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { ... on Sensor {
+                 sensorState { typeSpecificData { ... on SensorData { lastCursor } } } } } }""",
+            {"selector": {"repositoryLocationName": "platform_assets", "repositoryName": "__repository__",
+                          "sensorName": name}},
+        )
+        return data["sensorOrError"]["sensorState"]["typeSpecificData"]["lastCursor"]
+
     def wait_until(self, predicate, timeout: float, what: str, every: float = 1.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -122,10 +131,16 @@ def free_port() -> int:
 @contextmanager
 def dagster_dev(workdir: Path, *, sensor_interval: int = 2, automation_interval: int = 5,
                 instance_yaml: Path = REPO / "dagster.yaml", env: dict[str, str] | None = None):
-    """Start `dagster dev` on a free loopback port with its own DAGSTER_HOME and data dir; always stop it."""
-    dagster_home, data_dir, log = workdir / "dagster_home", workdir / "data", workdir / "dagster_dev.log"
-    dagster_home.mkdir(parents=True)
-    shutil.copy(instance_yaml, dagster_home / "dagster.yaml")
+    """Start `dagster dev` on a free loopback port with its own DAGSTER_HOME and data dir; always stop it.
+
+    Started again on the same ``workdir`` it carries on with the same instance and data (a restart).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    dagster_home, data_dir = workdir / "dagster_home", workdir / "data"
+    log = workdir / f"dagster_dev.{len(list(workdir.glob('dagster_dev*.log')))}.log"
+    if not (dagster_home / "dagster.yaml").exists():
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(instance_yaml, dagster_home / "dagster.yaml")
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PLATFORM_DATA_DIR": str(data_dir),
            "PLATFORM_SENSOR_INTERVAL_SECONDS": str(sensor_interval),

@@ -59,6 +59,15 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     return scalar(conn, sql, [schema, name]) > 0
 
 
+def require_inputs(conn: duckdb.DuckDBPyConnection, layer: str, *inputs: str) -> None:
+    """Fail with a plain message when a layer is materialized before its inputs ever were."""
+    missing = [t for t in inputs if not table_exists(conn, t)]
+    if missing:
+        raise dg.Failure(description=f"{layer} has nothing to build from yet: {', '.join(missing)} "
+                                     f"{'does' if len(missing) == 1 else 'do'} not exist. Load a file first "
+                                     "(land one in landing/, or materialize the upstream assets).")
+
+
 def read_watermark(conn: duckdb.DuckDBPyConnection, table: str) -> datetime | None:
     conn.execute(WATERMARKS_DDL)
     high_water = scalar(conn, "SELECT high_water FROM ops.watermarks WHERE table_name = ?", [table])

@@ -52,6 +52,16 @@ def test_a_burst_of_files_gives_one_downstream_run_per_layer(automation, data_di
     assert automation() == set()  # handled: not requested again
 
 
+def test_the_store_master_alone_starts_nothing(automation, data_dir, instance, resources):
+    """Nothing to clean until a sales file is loaded: no doomed downstream run (found by the soak)."""
+    land(data_dir, days=1)
+    assert automation() == set()
+    assert load(instance, resources).success
+    assert automation() == set()
+    assert load(instance, resources, "sales_2013-01-01.csv").success
+    assert automation() == {"cleaned/sales", "features/sales_features"}
+
+
 def test_a_manual_materialization_upstream_is_followed_too(automation, data_dir, instance, resources):
     land(data_dir, days=1)
     assert automation() == set()

@@ -106,3 +106,12 @@ def test_the_same_file_under_two_names_is_loaded_once(corpus_files, day_before, 
     assert [r.partition_key for r in result.run_requests] == ["sales_2013-01-09.csv"]
     reason = (data_dir / "quarantine" / "sales_2013-01-09_2013-01-09.csv.reason.txt").read_text()
     assert "sales_2013-01-09.csv" in reason
+
+
+def test_materializing_a_layer_before_anything_was_loaded_says_so(resources, instance):
+    """Someone clicks Materialize on an empty warehouse: a plain message, not a stack trace."""
+    for asset in (cleaned_sales, sales_features):
+        result = dg.materialize([asset], resources=resources, instance=instance, raise_on_error=False)
+        message = result.failure_data_for_node(asset.op.name).error.message
+        assert "has nothing to build from yet" in message and "exist. Load a file first" in message
+        assert "Catalog Error" not in message

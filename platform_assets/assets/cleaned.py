@@ -61,6 +61,7 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
                 context.log.info(f"chunk {number}/{len(scopes)} written: {counts['cleaned']:,} rows so far")
 
     with warehouse.get_connection() as conn:
+        tables.require_inputs(conn, TABLE, "raw.stores", "raw.sales")
         with tables.transaction(conn):
             high_water, dates = _dates_to_redo(conn, config.full_rebuild)
             context.log.info("full rebuild, a chunk of stores at a time" if dates is None

@@ -66,6 +66,7 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
                 context.log.info(f"chunk {number}/{len(slices)} written: {counts['written']:,} rows so far")
 
     with warehouse.get_connection() as conn:
+        tables.require_inputs(conn, TABLE, SOURCE)
         with tables.transaction(conn):
             watermark = None if config.full_rebuild else tables.read_watermark(conn, TABLE)
             high_water = tables.scalar(conn, f"SELECT max(_updated_at) FROM {SOURCE}")

@@ -46,6 +46,7 @@ SOURCE = "features.sales_features"
 def sales_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse, models: ModelStore) -> dg.MaterializeResult:
     started = time.perf_counter()
     with warehouse.get_connection() as conn:
+        tables.require_inputs(conn, "model/sales_forecast", SOURCE)
         last = tables.scalar(conn, f"SELECT max(date) FROM {SOURCE}")
         first, last = forecasting.training_window(last)
         features = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE date BETWEEN ? AND ?",

@@ -7,6 +7,8 @@ it to this platform:
 
 - it does not wait for *every* upstream partition to exist: a quarantined file
   leaves its ``raw/sales`` partition empty for good, which must not stop the flow;
+  it waits only until every upstream asset has some data (the store master alone
+  is nothing to clean: found by the soak);
 - it stops the line while any upstream blocking check has failed (on any
   partition), until a corrected file is loaded and its checks pass.
 """
@@ -21,8 +23,11 @@ upstream_check_failed = AC.any_deps_match(
     AC.any_checks_match(AC.check_failed(), blocking_only=True)
 ).with_label("an upstream blocking check failed")
 
+every_upstream_has_data = AC.all_deps_match(~AC.missing() | AC.will_be_requested()).with_label(
+    "every upstream asset has data (or gets it in this tick)")
+
 follow_upstream = (
-    AC.eager().without(~AC.any_deps_missing()) & ~upstream_check_failed
+    AC.eager().without(~AC.any_deps_missing()) & every_upstream_has_data & ~upstream_check_failed
 ).with_label("eager, stopped by failing upstream checks")
 
 downstream_automation = dg.AutomationConditionSensorDefinition(

@@ -33,6 +33,9 @@ def soak(workdir: Path, files: int, seed: int = 7) -> dict:
         manual_runs: list[str] = []
 
         def click_materialize() -> None:
+            # users click once there is something to see: after the first sales file is loaded
+            while not (stop.is_set() or server.latest_materialization("raw", "sales")):
+                time.sleep(2)
             while not stop.wait(rng.uniform(5, 15)):
                 manual_runs.append(server.launch(("cleaned", "sales"), ("features", "sales_features")))
 

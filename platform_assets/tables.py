@@ -16,7 +16,7 @@ import polars as pl
 
 from platform_assets import versions
 
-# A full rebuild transforms this many rows at a time (see ``store_chunks``): about 100 MB of features.
+# A full rebuild transforms this many rows at a time (see ``date_chunks``): about 100 MB of features.
 CHUNK_ROWS = 250_000
 # Polars' in-memory engine: on chunks this size it needs ~half the memory of the streaming engine
 # for the same time (benchmarks/pipeline.py).
@@ -105,22 +105,21 @@ def replace_rows(
         added = (0, 0)
         conn.execute(f"DELETE FROM {table} WHERE date IN (SELECT date FROM _dates)")
         conn.unregister("_dates")
-    i = 0
+    # Rows arrive in date order (a rebuild goes a date range at a time), so the table stays stored
+    # by date without a re-sort: an incremental run's deletes and the checkpoint after them touch
+    # only the row groups of its dates. Within one insert the order does not matter, so DuckDB may
+    # write in parallel. (After an error the setting stays on this connection until it is closed.)
+    conn.execute("SET preserve_insertion_order = false")
     for i, frame in enumerate(frames):
         conn.register("_frame", frame)
-        try:
-            if rebuild and i == 0:
-                conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
-            else:
-                conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
-            if not rebuild:
-                added = tuple(a + b for a, b in zip(added, versions.row_hash_sum(conn, "_frame", columns)))
-        finally:
-            conn.unregister("_frame")
-    if rebuild and i > 0:
-        # chunks come store by store; stored by date, an incremental run's deletes and the
-        # checkpoint after them touch only the row groups of its dates
-        conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table} ORDER BY date, store")
+        if rebuild and i == 0:
+            conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
+        else:
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
+        if not rebuild:
+            added = tuple(a + b for a, b in zip(added, versions.row_hash_sum(conn, "_frame", columns)))
+        conn.unregister("_frame")
+    conn.execute("RESET preserve_insertion_order")
     if rebuild:
         versions.recompute_digest(conn, table)
     else:
@@ -129,24 +128,17 @@ def replace_rows(
         set_watermark(conn, table, high_water)
 
 
-def store_chunks(conn: duckdb.DuckDBPyConnection, table: str, store: str, rows_per_chunk: int) -> list[str]:
-    """SQL conditions splitting ``table`` into ranges of stores of about ``rows_per_chunk`` rows.
+def date_chunks(conn: duckdb.DuckDBPyConnection, table: str, day: str, rows_per_chunk: int) -> list[tuple[date, date]]:
+    """Consecutive date ranges splitting ``table`` into chunks of about ``rows_per_chunk`` rows, oldest first.
 
-    Every feature and cleaning rule works within one store, so a full rebuild can go
-    a chunk at a time: its memory follows the chunk, not the length of history.
+    A full rebuild goes one range at a time: its memory follows the chunk, not the
+    length of history, and its rows reach the table already in date order.
     """
-    counts = conn.execute(f'SELECT "{store}", count(*) FROM {table} WHERE "{store}" IS NOT NULL '
-                          "GROUP BY 1 ORDER BY 1").fetchall()
-    bounds, first, rows = [], None, 0
-    for store_id, n in counts:
-        first = store_id if first is None else first
-        rows += n
-        if rows >= rows_per_chunk or store_id == counts[-1][0]:
-            bounds.append((first, store_id))
-            first, rows = None, 0
-    conditions = [f'"{store}" BETWEEN {lo} AND {hi}' for lo, hi in bounds] or ["false"]
-    conditions[0] = f'({conditions[0]} OR "{store}" IS NULL)'  # rows without a store still reach the checks
-    return conditions
+    return conn.execute(f"""
+        SELECT min(day), max(day) FROM (
+            SELECT day, (sum(n) OVER (ORDER BY day) - n) // {int(rows_per_chunk)} AS chunk
+            FROM (SELECT "{day}" AS day, count(*) AS n FROM {table} WHERE "{day}" IS NOT NULL GROUP BY 1))
+        GROUP BY chunk ORDER BY 1""").fetchall()
 
 
 def table_schema(conn: duckdb.DuckDBPyConnection, table: str, descriptions: dict[str, str]) -> dg.TableSchema:

@@ -129,9 +129,9 @@ def test_incremental_daily_updates_equal_a_full_rebuild(data_dir, resources, ins
 
     rebuilt_path = tmp_path / "rebuilt.duckdb"
     shutil.copy(warehouse_path, rebuilt_path)
-    monkeypatch.setattr(tables, "CHUNK_ROWS", 5_000)  # the rebuild goes a few stores at a time
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 5_000)  # the rebuild goes a few days at a time
     with duckdb.connect(str(rebuilt_path), read_only=True) as conn:
-        assert len(tables.store_chunks(conn, "cleaned.sales", "store", tables.CHUNK_ROWS)) > 5
+        assert len(tables.date_chunks(conn, "cleaned.sales", "date", tables.CHUNK_ROWS)) > 5
     rebuilt = build({**resources, "warehouse": Warehouse(database=str(rebuilt_path))}, instance, full_rebuild=True)
     assert metadata(rebuilt, "features/sales_features")["mode"] == "full"
     for name in ("cleaned.sales", "features.sales_features"):

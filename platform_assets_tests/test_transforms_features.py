@@ -97,5 +97,5 @@ def test_the_recompute_window_covers_every_row_a_changed_day_can_affect():
     day = date(2015, 3, 10)
     targets = affected_dates([day])
     assert targets[0] == day - timedelta(days=30) and targets[-1] == day + timedelta(days=30)
-    first, last = input_range(targets)
+    first, last = input_range(targets[0], targets[-1])
     assert first == day - timedelta(days=60) and last == day + timedelta(days=60)

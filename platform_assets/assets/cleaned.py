@@ -44,15 +44,17 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
     counts = Counter()
 
     def cleaned_frames(conn, dates):
-        """The cleaned rows of ``dates``, or of every date a chunk of stores at a time."""
+        """The cleaned rows of ``dates``, or of every date a range of dates at a time."""
         if dates is None:
-            scopes = tables.store_chunks(conn, "raw.sales", "Store", tables.CHUNK_ROWS)
+            ranges = tables.date_chunks(conn, "raw.sales", "Date", tables.CHUNK_ROWS) or [(None, None)]
+            scopes = [("Date BETWEEN ? AND ?", [first, last]) for first, last in ranges]
+            scopes[0] = ("(Date BETWEEN ? AND ? OR Date IS NULL)", scopes[0][1])  # so the checks see them
         else:
             conn.register("_redo", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
-            scopes = ["Date IN (SELECT date FROM _redo)"]
+            scopes = [("Date IN (SELECT date FROM _redo)", [])]
         stores = conn.sql("SELECT * FROM raw.stores").pl().lazy()
-        for number, scope in enumerate(scopes, start=1):
-            raw = conn.sql(f"SELECT * FROM raw.sales WHERE {scope}").pl()
+        for number, (scope, params) in enumerate(scopes, start=1):
+            raw = conn.sql(f"SELECT * FROM raw.sales WHERE {scope}", params=params).pl()
             frame = cleaning.clean_sales(raw.lazy(), stores).collect(engine=tables.POLARS_ENGINE)
             counts.update(raw=raw.height, cleaned=frame.height,
                           **dict(frame["quality_issue"].drop_nulls().value_counts().iter_rows()))
@@ -64,7 +66,7 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
         tables.require_inputs(conn, TABLE, "raw.stores", "raw.sales")
         with tables.transaction(conn):
             high_water, dates = _dates_to_redo(conn, config.full_rebuild)
-            context.log.info("full rebuild, a chunk of stores at a time" if dates is None
+            context.log.info("full rebuild, a range of dates at a time" if dates is None
                              else f"recomputing {len(dates)} date(s)")
             data_version, version_metadata = tables.write_layer(
                 context, conn, warehouse, TABLE, cleaned_frames(conn, dates), dates=dates, high_water=high_water)

@@ -47,18 +47,22 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
     counts = Counter()
 
     def feature_frames(conn, targets):
-        """Features of the ``targets`` dates from their bounded slice, or of everything a chunk of stores at a time."""
+        """Features of the ``targets`` dates, or of every date a range of dates at a time.
+
+        Each range is computed from its bounded slice of cleaned rows (the range widened by
+        the look-back and look-ahead), so a full rebuild is the incremental update, repeated.
+        """
         if targets is None:
-            slices = [(scope, []) for scope in tables.store_chunks(conn, SOURCE, "store", tables.CHUNK_ROWS)]
+            ranges = tables.date_chunks(conn, SOURCE, "date", tables.CHUNK_ROWS)
+            slices = [(first, last, pl.col("date").is_between(first, last)) for first, last in ranges]
         elif targets:
-            slices = [("date BETWEEN ? AND ?", list(features.input_range(targets)))]
+            slices = [(targets[0], targets[-1], pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode()))]
         else:
-            slices = [("false", [])]
-        for number, (scope, params) in enumerate(slices, start=1):
+            slices = []
+        for number, (first, last, wanted) in enumerate(slices or [(None, None, pl.lit(False))], start=1):
+            scope, params = ("false", []) if first is None else ("date BETWEEN ? AND ?", features.input_range(first, last))
             cleaned = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", params=params).pl()
-            frame = features.build_features(cleaned.lazy())
-            if targets is not None:
-                frame = frame.filter(pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode()))
+            frame = features.build_features(cleaned.lazy()).filter(wanted)
             frame = frame.collect(engine=tables.POLARS_ENGINE)
             counts.update(read=cleaned.height, written=frame.height)
             yield frame
@@ -75,7 +79,7 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
                 changed = [d for (d,) in conn.execute(
                     f"SELECT DISTINCT date FROM {SOURCE} WHERE _updated_at > ? ORDER BY 1", [watermark]).fetchall()]
                 targets = features.affected_dates(changed)
-            context.log.info("full rebuild, a chunk of stores at a time" if targets is None
+            context.log.info("full rebuild, a range of dates at a time" if targets is None
                              else f"recomputing {len(targets)} date(s)")
             data_version, version_metadata = tables.write_layer(
                 context, conn, warehouse, TABLE, feature_frames(conn, targets), dates=targets, high_water=high_water)

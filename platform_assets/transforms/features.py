@@ -83,9 +83,9 @@ def affected_dates(changed: Iterable[date]) -> list[date]:
     return sorted(out)
 
 
-def input_range(targets: list[date]) -> tuple[date, date]:
-    """Cleaned rows needed to compute features for ``targets``."""
-    return targets[0] - timedelta(days=LOOKBACK_DAYS), targets[-1] + timedelta(days=LOOKAHEAD_DAYS)
+def input_range(first: date, last: date) -> list[date]:
+    """First and last day of the cleaned rows needed to compute features for the days ``first``..``last``."""
+    return [first - timedelta(days=LOOKBACK_DAYS), last + timedelta(days=LOOKAHEAD_DAYS)]
 
 
 def build_features(cleaned: pl.LazyFrame) -> pl.LazyFrame:
@@ -158,16 +158,21 @@ def _rolling() -> list[pl.Expr]:
 
 
 def _lags(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Exact calendar-day lags: a join on (store, date - k), so a gap gives null, never another day."""
+    """Exact calendar-day lags: a join on (store, day + k), so a gap gives null, never another day.
+
+    The pair is packed into one integer (store * 10^6 + days since 1970): Polars joins one
+    integer column about twice as fast as two columns.
+    """
+    key = pl.col("store").cast(pl.Int64) * 1_000_000 + pl.col("date").cast(pl.Int32)
+    frame = frame.with_columns(key.alias("_key"))
     for k in LAGS:
         shifted = frame.select(
-            "store",
-            (pl.col("date") + pl.duration(days=k)).alias("date"),
+            (pl.col("_key") + k).alias("_key"),
             pl.col("sales").alias(f"sales_lag_{k}"),
             pl.col("customers").alias(f"customers_lag_{k}"),
         )
-        frame = frame.join(shifted, on=["store", "date"], how="left")
-    return frame
+        frame = frame.join(shifted, on="_key", how="left")
+    return frame.drop("_key")
 
 
 def _holiday_distances(frame: pl.LazyFrame) -> pl.LazyFrame:

@@ -20,6 +20,10 @@ import polars as pl
 import pyarrow as pa
 
 PARTITION = "_month"
+# DuckDB buffers this many rows per month before writing them out. Its default (~500k) holds most
+# of a full rebuild in memory across the 31 months; 20k rows keeps the publish's memory flat
+# (4x data: 1.5 GB -> 0.5 GB peak for the same time).
+FLUSH_ROWS = 20_000
 LOAD_TIMESTAMPS = ("_loaded_at", "_updated_at")
 
 
@@ -113,6 +117,7 @@ def publish(
         params = [min(dates).replace(day=1), max(dates).replace(day=28) + timedelta(days=4)]
         select += f" WHERE date BETWEEN ? AND ? AND strftime(date, '%Y-%m') IN ({in_months})"
     path.mkdir(parents=True, exist_ok=True)
+    conn.execute(f"SET partitioned_write_flush_threshold = {FLUSH_ROWS}")
     written = conn.execute(
         f"COPY ({select}) TO '{path}' (FORMAT parquet, PARTITION_BY ({PARTITION}), APPEND, "
         "FILENAME_PATTERN 'part-{uuid}', RETURN_STATS)", params).fetchall()

@@ -99,3 +99,15 @@ def test_the_recompute_window_covers_every_row_a_changed_day_can_affect():
     assert targets[0] == day - timedelta(days=30) and targets[-1] == day + timedelta(days=30)
     first, last = input_range(targets[0], targets[-1])
     assert first == day - timedelta(days=60) and last == day + timedelta(days=60)
+
+
+def test_kept_rows_see_their_context_rows_without_becoming_them(features):
+    """Row-local features are computed only on kept rows; lags, windows and holidays still see the rest."""
+    kept_days = [date(2015, 3, 7), date(2015, 3, 8), date(2015, 3, 10)]
+    out = build_features(cleaned_rows(), keep=pl.col("date").is_in(kept_days)).collect()
+    kept = {(r["store"], r["date"]): r for r in out.to_dicts()}
+    assert set(kept) == {(1, d) for d in kept_days}
+    assert all(r == features[key] for key, r in kept.items())
+    assert row(kept, 1, 7)["sales_lag_1"] == 60  # March 6th, a context row
+    assert row(kept, 1, 7)["days_since_state_holiday"] == 4  # March 3rd, a context row
+    assert row(kept, 1, 10)["sales_mean_7d"] == pytest.approx(statistics.mean([30, 40, 60, 70, 80, 90]))

@@ -62,7 +62,7 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
         for number, (first, last, wanted) in enumerate(slices or [(None, None, pl.lit(False))], start=1):
             scope, params = ("false", []) if first is None else ("date BETWEEN ? AND ?", features.input_range(first, last))
             cleaned = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", params=params).pl()
-            frame = features.build_features(cleaned.lazy()).filter(wanted)
+            frame = features.build_features(cleaned.lazy(), keep=wanted)
             frame = frame.collect(engine=tables.POLARS_ENGINE)
             counts.update(read=cleaned.height, written=frame.height)
             yield frame

@@ -88,19 +88,22 @@ def input_range(first: date, last: date) -> list[date]:
     return [first - timedelta(days=LOOKBACK_DAYS), last + timedelta(days=LOOKAHEAD_DAYS)]
 
 
-def build_features(cleaned: pl.LazyFrame) -> pl.LazyFrame:
-    """Features for every row of ``cleaned`` (exact for rows whose windows lie inside it)."""
+def build_features(cleaned: pl.LazyFrame, keep: pl.Expr | None = None) -> pl.LazyFrame:
+    """Features of the rows of ``cleaned`` that match ``keep`` (all rows by default).
+
+    The other rows are only context: the look-back and look-ahead of the kept ones. Features
+    that look across days are computed on every row; the row-local ones only on the kept rows,
+    so a slice's context costs little. Exact for rows whose windows lie inside ``cleaned``.
+    """
     base = cleaned.sort(["store", "date"])
-    return (
-        base.with_columns(
-            *_calendar(),
-            *_promo(),
-            *_competition(),
-            (pl.col("state_holiday") != "0").alias("is_state_holiday"),
-            *_rolling(),
-        )
+    across_days = (
+        base.with_columns((pl.col("state_holiday") != "0").alias("is_state_holiday"), *_rolling())
         .pipe(_holiday_distances)
-        .pipe(_lags)
+    )
+    kept = across_days if keep is None else across_days.filter(keep)
+    return (
+        kept.with_columns(*_calendar(), *_promo(), *_competition())
+        .pipe(_lags, base)
         .select(list(COLUMNS))
         .sort(["date", "store"])
     )
@@ -157,17 +160,18 @@ def _rolling() -> list[pl.Expr]:
     return exprs
 
 
-def _lags(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Exact calendar-day lags: a join on (store, day + k), so a gap gives null, never another day.
+def _lags(frame: pl.LazyFrame, history: pl.LazyFrame) -> pl.LazyFrame:
+    """Exact calendar-day lags from ``history``: a join on (store, day + k), so a gap gives null, never another day.
 
     The pair is packed into one integer (store * 10^6 + days since 1970): Polars joins one
     integer column about twice as fast as two columns.
     """
-    key = pl.col("store").cast(pl.Int64) * 1_000_000 + pl.col("date").cast(pl.Int32)
-    frame = frame.with_columns(key.alias("_key"))
+    key = (pl.col("store").cast(pl.Int64) * 1_000_000 + pl.col("date").cast(pl.Int32)).alias("_key")
+    frame = frame.with_columns(key)
+    history = history.select(key, "sales", "customers")
     for k in LAGS:
-        shifted = frame.select(
-            (pl.col("_key") + k).alias("_key"),
+        shifted = history.select(
+            pl.col("_key") + k,
             pl.col("sales").alias(f"sales_lag_{k}"),
             pl.col("customers").alias(f"customers_lag_{k}"),
         )

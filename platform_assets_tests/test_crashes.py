@@ -96,7 +96,7 @@ def test_a_load_killed_mid_write_leaves_nothing_and_a_rerun_loads_it_whole(home,
 
 
 def test_a_feature_rebuild_killed_mid_write_leaves_the_last_version_and_a_rerun_gives_the_same(home, data_dir):
-    (day,) = land(data_dir, batch="all", days=365)[1:]  # a rebuild goes in two date ranges
+    (day,) = land(data_dir, batch="all", days=730)[1:]  # 814k rows: a rebuild goes in two date ranges
     add_partition(home, day.path.name)
     assert materialize(home, "raw/stores")[0] == 0
     assert materialize(home, "raw/sales", day.path.name)[0] == 0

@@ -52,15 +52,17 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
         Each range is computed from its bounded slice of cleaned rows (the range widened by
         the look-back and look-ahead), so a full rebuild is the incremental update, repeated.
         """
+        window = "date BETWEEN ? AND ?"
         if targets is None:
-            ranges = tables.date_chunks(conn, SOURCE, "date", tables.CHUNK_ROWS)
-            slices = [(first, last, pl.col("date").is_between(first, last)) for first, last in ranges]
+            slices = [(window, features.input_range(first, last), pl.col("date").is_between(first, last))
+                      for first, last in tables.date_chunks(conn, SOURCE, "date", tables.CHUNK_ROWS)]
         elif targets:
-            slices = [(targets[0], targets[-1], pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode()))]
+            slices = [(window, features.input_range(targets[0], targets[-1]),
+                       pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode()))]
         else:
             slices = []
-        for number, (first, last, wanted) in enumerate(slices or [(None, None, pl.lit(False))], start=1):
-            scope, params = ("false", []) if first is None else ("date BETWEEN ? AND ?", features.input_range(first, last))
+        # nothing to compute still yields one empty frame: the table and its columns exist
+        for number, (scope, params, wanted) in enumerate(slices or [("false", [], pl.lit(False))], start=1):
             cleaned = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", params=params).pl()
             frame = features.build_features(cleaned.lazy(), keep=wanted)
             frame = frame.collect(engine=tables.POLARS_ENGINE)

@@ -76,6 +76,7 @@ LINEAGE_COLUMNS = (
 
 STORES_FILE = "store.csv"
 _SALES_FILE = re.compile(r"^sales_(\d{4}-\d{2}-\d{2})(?:_(\d{4}-\d{2}-\d{2}))?\.csv$")
+EXPECTED_NAMES = f"{STORES_FILE} or sales_<YYYY-MM-DD>[_<YYYY-MM-DD>].csv"
 
 
 def sales_file_name(first: date, last: date) -> str:
@@ -85,21 +86,46 @@ def sales_file_name(first: date, last: date) -> str:
     return f"sales_{first.isoformat()}_{last.isoformat()}.csv"
 
 
-def is_sales_file(name: str) -> bool:
-    return _SALES_FILE.match(name) is not None
+def sales_file_dates(name: str) -> tuple[date, date] | None:
+    """The first and last business day a sales file name covers, or None if it is not a valid sales name.
+
+    Total: any string gives an answer, never an exception (names come from outside).
+    """
+    match = _SALES_FILE.match(name)
+    if match is None:
+        return None
+    try:
+        first = date.fromisoformat(match.group(1))
+        last = date.fromisoformat(match.group(2) or match.group(1))
+    except ValueError:
+        return None
+    return (first, last) if first <= last else None
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a file the platform loads, or None when it is one."""
+    if name == STORES_FILE or sales_file_dates(name) is not None:
+        return None
+    match = _SALES_FILE.match(name)
+    if match is None:
+        return f"not a file the platform knows; expected {EXPECTED_NAMES}"
+    for day in filter(None, match.groups()):
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            return f"{day} in its name is not a calendar date"
+    return f"its first day {match.group(1)} is after its last day {match.group(2)}"
 
 
 def last_date_of_sales_file(name: str) -> date | None:
     """The last business day a sales file name covers, or None for other names."""
-    match = _SALES_FILE.match(name)
-    if match is None:
-        return None
-    return date.fromisoformat(match.group(2) or match.group(1))
+    dates = sales_file_dates(name)
+    return dates[1] if dates else None
 
 
 def file_schema_for(name: str) -> FileSchema | None:
     if name == STORES_FILE:
         return STORES
-    if is_sales_file(name):
+    if sales_file_dates(name) is not None:
         return SALES
     return None

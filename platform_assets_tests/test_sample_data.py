@@ -1,5 +1,6 @@
 """The generator reproduces the Rossmann files' schema, quirks and exact counts, deterministically."""
 
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from platform_assets import rossmann
 from platform_assets.sample_data.land import land
 
 SALES_HEADER = "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday"
@@ -162,3 +164,31 @@ def test_cli_lands_files_and_rejects_nonsense(tmp_path):
     assert refused.returncode == 2 and "say how many --days" in refused.stderr
     refused = subprocess.run([*cli, "--days", "0"], capture_output=True, text=True)
     assert refused.returncode == 2 and "--days must be at least 1" in refused.stderr
+
+
+def test_cli_never_crashes_on_names_it_finds_in_landing_or_archive(tmp_path):
+    """Impossible dates, reversed ranges, bytes that are not UTF-8: ignored when finding the next day."""
+    data_dir = tmp_path / "data"
+    land(data_dir, days=1)
+    for folder in ("landing", "archive"):
+        (data_dir / folder).mkdir(exist_ok=True)
+        for name in ("sales_2015-13-45.csv", "sales_2015-06-30_2015-06-01.csv", os.fsdecode(b"sales_\xff.csv")):
+            (data_dir / folder / name).write_text("x")
+    cli = [sys.executable, "-m", "platform_assets.cli", "land", "--data-dir", str(data_dir)]
+    done = subprocess.run(cli, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "landed sales_2013-01-02.csv" in done.stdout
+
+
+@pytest.mark.parametrize("name, dates", [
+    ("sales_2015-06-20.csv", (date(2015, 6, 20), date(2015, 6, 20))),
+    ("sales_2015-06-14_2015-06-20.csv", (date(2015, 6, 14), date(2015, 6, 20))),
+    ("sales_2015-13-45.csv", None),
+    ("sales_2015-02-29.csv", None),
+    ("sales_2015-06-20_2015-06-14.csv", None),
+    ("sales_2015-06-20.csv.bak", None),
+    ("sales_" + "9" * 300 + ".csv", None),
+])
+def test_sales_file_names_are_checked_strictly_and_totally(name, dates):
+    assert rossmann.sales_file_dates(name) == dates
+    assert (rossmann.name_problem(name) is None) == (dates is not None)

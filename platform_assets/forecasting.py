@@ -12,16 +12,29 @@ import numpy as np
 import polars as pl
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from platform_assets.transforms.features import LAGS, WINDOWS
+
 HOLDOUT_DAYS = 42
 TRAIN_DAYS = 180  # a longer window trained 4x slower on 2 cores for the same holdout RMSPE
 TARGET = "sales"
 CATEGORIES = {"store_type": list("abcd"), "assortment": list("abc"), "state_holiday": ["0", "a", "b", "c"]}
 # Columns a forecast made the day before could not know, or that are not features.
 EXCLUDED = {"sales", "customers", "date", "is_open", "_updated_at"}
+# The first training day needs this many days before it, or its longest lag and window are empty
+# (and scikit-learn cannot bin a feature without a single value).
+LOOKBACK_DAYS = max(*LAGS, *WINDOWS)
+MIN_DAYS = HOLDOUT_DAYS + LOOKBACK_DAYS + 1
 
 
 class NotEnoughHistory(ValueError):
-    """Too few days of features to train and hold out; the message says how many are needed."""
+    """Too few days of features to train and hold out; the message says how many are needed and available."""
+
+    def __init__(self, available: int, detail: str = ""):
+        self.needed, self.available = MIN_DAYS, available
+        super().__init__(
+            f"not enough history to train the forecaster: it needs {MIN_DAYS} days of open-store features "
+            f"({HOLDOUT_DAYS} days of holdout, {LOOKBACK_DAYS} days before the first training day for the "
+            f"longest lag and window, 1 day to train on); the feature table has {available}{detail}")
 
 
 @dataclass(frozen=True)
@@ -38,13 +51,15 @@ def training_window(last_date) -> tuple:
 
 def train_and_evaluate(features: pl.DataFrame, seed: int = 0) -> Forecast:
     rows = features.filter(pl.col("is_open") & (pl.col(TARGET) > 0))
+    available = (rows["date"].max() - rows["date"].min()).days + 1 if rows.height else 0
+    if available < MIN_DAYS:
+        raise NotEnoughHistory(available, f" ({rows['date'].min()} .. {rows['date'].max()})" if rows.height else "")
     cutoff = rows["date"].max() - timedelta(days=HOLDOUT_DAYS - 1)
     train, holdout = rows.filter(pl.col("date") < cutoff), rows.filter(pl.col("date") >= cutoff)
-    if train.is_empty():
-        days = rows["date"].n_unique()
-        raise NotEnoughHistory(f"the forecaster needs more than {HOLDOUT_DAYS} days of open-store features "
-                               f"(a {HOLDOUT_DAYS}-day holdout plus training days); the feature table has {days}")
     columns = [c for c in rows.columns if c not in EXCLUDED]
+    empty = [c for c in columns if train[c].null_count() == train.height]
+    if empty:  # days enough, but gaps in them: say so instead of scikit-learn's binning error
+        raise NotEnoughHistory(available, f", and in its training days {', '.join(empty)} have no value")
     model = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.15, max_leaf_nodes=31,
                                           early_stopping=False, random_state=seed)
     model.fit(_matrix(train, columns), np.log1p(train[TARGET].to_numpy()))

@@ -1,18 +1,23 @@
 """The forecast model: trained on generated features, beats the naive baseline, retrains only on change."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import joblib
+import polars as pl
 import pytest
 
+from platform_assets import forecasting
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
 from platform_assets.assets.model import sales_forecast
 from platform_assets.assets.raw import raw_sales, raw_stores
 from platform_assets.automation.conditions import model_retraining, with_automation
+from platform_assets.sample_data.generator import DEFAULT_SEED, RossmannGenerator
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
+from platform_assets.transforms import cleaning
+from platform_assets.transforms import features as transforms_features
 
 ASSETS = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features, sales_forecast])
 
@@ -66,3 +71,38 @@ def test_the_model_retrains_when_features_change_and_not_otherwise(features_buil
 def test_retraining_is_evaluated_at_most_once_per_configured_interval():
     assert model_retraining.minimum_interval_seconds == Settings.from_env().retrain_min_interval_seconds
     assert model_retraining.asset_selection.resolve(ASSETS) == {sales_forecast.key}
+
+
+def generated_features(days: int) -> pl.DataFrame:
+    """``days`` days of features of a small generated chain, from the pure transforms."""
+    generator = RossmannGenerator(DEFAULT_SEED, 60)
+    first = date(2014, 1, 1)
+    sales = generator.sales(first, first + timedelta(days=days - 1)).with_columns(
+        pl.col("Date").str.to_date(), _source_file=pl.lit("f.csv"),
+        _landed_at=pl.lit(None, pl.Datetime("us", "UTC")), _loaded_at=pl.lit(None, pl.Datetime("us", "UTC")))
+    cleaned = cleaning.clean_sales(sales.lazy(), generator.stores.frame.lazy())
+    return transforms_features.build_features(cleaned).collect()
+
+
+@pytest.mark.parametrize("days", [1, 43, 57, 70])
+def test_too_little_history_says_what_it_needs_instead_of_a_library_error(days):
+    with pytest.raises(forecasting.NotEnoughHistory) as raised:
+        forecasting.train_and_evaluate(generated_features(days))
+    assert (raised.value.needed, raised.value.available) == (71, days)
+    assert "needs 71 days" in str(raised.value) and f"the feature table has {days}" in str(raised.value)
+
+
+def test_just_enough_history_trains():
+    """71 days: 42 of holdout, 28 so that the first training day has its 28-day lag and window, 1 to train on."""
+    forecast = forecasting.train_and_evaluate(generated_features(71))
+    assert forecast.metrics["train_rows"] > 0 and forecast.metrics["holdout_rows"] > 0
+
+
+def test_the_model_asset_fails_with_the_days_needed_and_available(data_dir, load, resources, instance):
+    (stores, sales) = land(data_dir, batch="all", first=date(2014, 11, 1), days=50)
+    assert load().success and load(sales.path.name).success
+    assert dg.materialize([cleaned_sales, sales_features], resources=resources, instance=instance).success
+    result = dg.materialize([sales_forecast], resources=resources, instance=instance, raise_on_error=False)
+    error = result.failure_data_for_node("model__sales_forecast").error
+    assert "not enough history to train the forecaster: it needs 71 days" in error.message
+    assert "the feature table has 50" in error.message and "Traceback" not in error.message

@@ -56,7 +56,8 @@ def sales_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse, mode
     try:
         forecast = forecasting.train_and_evaluate(features)
     except forecasting.NotEnoughHistory as error:
-        raise dg.Failure(description=str(error)) from None
+        raise dg.Failure(description=str(error), metadata={"days_needed": error.needed,
+                                                           "days_available": error.available}) from None
     metrics = forecast.metrics
     context.log.info(f"trained in {time.perf_counter() - started:.1f}s: RMSPE {metrics['rmspe']:.4f} "
                      f"vs naive {metrics['baseline_rmspe']:.4f}")

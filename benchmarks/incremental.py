@@ -19,11 +19,15 @@ from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.features import sales_features
 from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
+from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.sample_data.generator import HISTORY_START
 from platform_assets.sample_data.land import land
+from platform_assets.settings import Settings
 
 HISTORIES = {"1 year": 365, "full (942 days)": 942}
+ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
+CHECKS = contract_checks(Settings.from_env().contracts_dir, ASSETS)
 
 
 def measure(days: int, repeat: int, workdir: Path) -> dict:
@@ -33,10 +37,11 @@ def measure(days: int, repeat: int, workdir: Path) -> dict:
     with dg.DagsterInstance.ephemeral() as instance:
 
         def load(name=None):
-            if name is None:
-                return dg.materialize([raw_stores], resources=resources, instance=instance)
-            instance.add_dynamic_partitions(sales_files.name, [name])
-            return dg.materialize([raw_sales], partition_key=name, resources=resources, instance=instance)
+            """A raw load with its checks, which verify the file for the layers downstream."""
+            if name is not None:
+                instance.add_dynamic_partitions(sales_files.name, [name])
+            return dg.materialize([*ASSETS, *CHECKS], selection=[raw_sales.key if name else raw_stores.key],
+                                  partition_key=name, resources=resources, instance=instance)
 
         def build(full: bool) -> tuple[float, float]:
             """(wall seconds, seconds the two assets report for their own work)."""

@@ -88,7 +88,7 @@ def platform(data_dir: Path) -> tuple[int, float]:
     resources = {"landing": landing, "warehouse": Warehouse(database=str(data_dir / "warehouse.duckdb"))}
     assets = [raw_stores, raw_sales, cleaned_sales, sales_features]
     checks = contract_checks(Settings.from_env().contracts_dir, assets)
-    files = [p.name for p in landing.landed_files()]
+    files = [p.name for p in landing.entries()]
 
     def run(selection: list, partition: str | None = None) -> dg.ExecuteInProcessResult:
         result = dg.materialize([*assets, *checks], selection=selection, partition_key=partition,

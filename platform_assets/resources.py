@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +17,11 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from platform_assets.settings import Settings
+
+# Names of quarantined entries stay this short, so ``<name>.<n>.reason.txt`` fits the usual 255-byte limit.
+MAX_NAME_BYTES = 200
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ ()+,=@-]*")
+ARCHIVE_HASH_CHARS = 12
 
 
 class Warehouse(DuckDBResource):
@@ -52,9 +61,12 @@ class Warehouse(DuckDBResource):
 class LandingZone(dg.ConfigurableResource):
     """The folder upstream drops files into, with archive/ and quarantine/ beside it.
 
-    A file is loaded from landing/ (or from archive/ when a partition is
-    re-materialized), archived once its rows are committed, and quarantined with
-    a ``<name>.reason.txt`` when it cannot be loaded.
+    Everything in landing/ comes from outside: any name, any kind of entry. A file
+    is loaded from landing/ (or from its archived version when a partition is
+    re-materialized); every landed version is copied into ``archive/<name>/`` before
+    its rows commit and is never overwritten. An entry that cannot be loaded is
+    quarantined under a safe name with a ``<name>.reason.txt``, never overwriting
+    an earlier one.
     """
 
     data_dir: str
@@ -71,41 +83,64 @@ class LandingZone(dg.ConfigurableResource):
     def quarantine(self) -> Path:
         return Path(self.data_dir) / "quarantine"
 
-    def landed_files(self) -> list[Path]:
-        """Files waiting in landing/, oldest name first; hidden temp files are still being written."""
+    def entries(self) -> list[Path]:
+        """Everything waiting in landing/ (files or not), by name; hidden entries are still being written."""
         if not self.landing.is_dir():
             return []
-        return sorted(p for p in self.landing.iterdir() if p.is_file() and not p.name.startswith("."))
+        return sorted(p for p in self.landing.iterdir() if not p.name.startswith("."))
 
-    def locate(self, name: str) -> Path:
-        for folder in (self.landing, self.archive):
-            if (folder / name).is_file():
-                return folder / name
+    def locate(self, name: str, loaded_hash: str | None = None) -> Path:
+        """The file to load: the one in landing/, else the archived copy of the version loaded before."""
+        landed = self.landing / name
+        if landed.is_file() and not landed.is_symlink():
+            return landed
+        archived = self.archived(name, loaded_hash) if loaded_hash else None
+        if archived is not None:
+            return archived
         reason = self.quarantine / f"{name}.reason.txt"
         if reason.is_file():
             raise FileNotFoundError(f"{name} was quarantined: {reason.read_text().strip()}")
-        raise FileNotFoundError(f"{name} is neither in {self.landing} nor in {self.archive}")
+        raise FileNotFoundError(f"{name} is neither in {self.landing} nor archived in {self.archive / name}")
 
-    def holds_identical(self, folder: Path, path: Path, digest: str) -> bool:
-        """Whether ``folder`` has a file of the same name with content hash ``digest``."""
-        copy = folder / path.name
-        return copy != path and copy.is_file() and content_hash(copy) == digest
+    def archived(self, name: str, digest: str) -> Path | None:
+        """The newest archived copy of this content of ``name``, if any."""
+        copies = sorted((self.archive / name).glob(f"*-{digest[:ARCHIVE_HASH_CHARS]}{Path(name).suffix}"))
+        return copies[-1] if copies else None
 
-    def move_to_archive(self, path: Path) -> Path:
-        return self._move(path, self.archive)
+    def archive_copy(self, path: Path, digest: str, landed_at: datetime) -> Path:
+        """Keep this landing of ``path`` in archive/ before its rows commit: one copy per landing, never overwritten.
+
+        Idempotent: a retried load of the same landing finds its copy.
+        """
+        folder = self.archive / path.name
+        target = folder / f"{landed_at.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{digest[:ARCHIVE_HASH_CHARS]}{path.suffix}"
+        if path.parent == folder:  # re-materialized from its archived copy
+            return path
+        if target.is_file():
+            return target
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{target.name}.tmp"
+        shutil.copyfile(path, temporary)
+        os.replace(temporary, target)
+        return target
 
     def move_to_quarantine(self, path: Path, reason: str) -> Path:
-        """Write the reason first, so a quarantined file never lacks one."""
-        self.quarantine.mkdir(parents=True, exist_ok=True)
-        (self.quarantine / f"{path.name}.reason.txt").write_text(reason + "\n")
-        return self._move(path, self.quarantine)
+        """Move any entry (file, link, folder, pipe) into quarantine/ under a safe, unused name.
 
-    @staticmethod
-    def _move(path: Path, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / path.name
-        if path != target:
-            os.replace(path, target)
+        The reason is written first, so a quarantined entry never lacks one; it names the
+        original name when the entry had to be renamed.
+        """
+        self.quarantine.mkdir(parents=True, exist_ok=True)
+        safe = safe_name(path.name)
+        target = self.quarantine / safe
+        for n in itertools.count(2):
+            if not os.path.lexists(target) and not os.path.lexists(f"{target}.reason.txt"):
+                break
+            target = self.quarantine / f"{safe}.{n}"
+        if target.name != path.name:
+            reason += f"\n(landed as {printable(path.name)!r}, quarantined as {target.name})"
+        Path(f"{target}.reason.txt").write_text(reason + "\n")
+        os.replace(path, target)
         return target
 
 
@@ -117,6 +152,19 @@ class ModelStore(dg.ConfigurableResource):
     @property
     def path(self) -> Path:
         return Path(self.models_dir)
+
+
+def printable(name: str) -> str:
+    """A file name as text that can be logged and stored: bytes that are not UTF-8 become escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def safe_name(name: str) -> str:
+    """``name`` if it is plain and short enough for ``<name>.reason.txt``, else a readable stem and its hash."""
+    if printable(name) == name and len(os.fsencode(name)) <= MAX_NAME_BYTES and SAFE_NAME.fullmatch(name):
+        return name
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", printable(name))[:64].lstrip(".") or "entry"
+    return f"{stem}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:12]}"
 
 
 def content_hash(path: Path) -> str:

@@ -3,8 +3,8 @@
 All data lives under PLATFORM_DATA_DIR (default ``./data``):
 
     landing/     upstream drops files here
-    archive/     files that were loaded
-    quarantine/  files that could not be loaded, each with ``<name>.reason.txt``
+    archive/     every loaded version of a file: ``archive/<name>/<landed at>-<sha256 prefix>.csv``
+    quarantine/  entries that could not be loaded, each with ``<name>.reason.txt``
     warehouse.duckdb
 """
 
@@ -21,6 +21,9 @@ CONTRACTS_ENV = "PLATFORM_CONTRACTS_DIR"
 AUTOMATION_INTERVAL_ENV = "PLATFORM_AUTOMATION_INTERVAL_SECONDS"
 RETENTION_ENV = "PLATFORM_VERSION_RETENTION_HOURS"
 RETRAIN_INTERVAL_ENV = "PLATFORM_RETRAIN_MIN_INTERVAL_SECONDS"
+QUIET_ENV = "PLATFORM_LANDING_QUIET_SECONDS"
+RETRY_ENV = "PLATFORM_LANDING_RETRY_SECONDS"
+STUCK_ENV = "PLATFORM_LANDING_STUCK_SECONDS"
 # soda/contracts/ beside the package in a checkout (the README installs it editable)
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "soda" / "contracts"
 
@@ -34,6 +37,12 @@ class Settings:
     contracts_dir: Path
     version_retention_hours: int
     retrain_min_interval_seconds: int
+    # a landed file is complete once it has not changed for this long (writers that write in place)
+    landing_quiet_seconds: float
+    # a file whose load failed is tried again after this long, doubling per attempt (at most an hour)
+    landing_retry_seconds: float
+    # a file still in landing/ after this long is reported as stuck
+    landing_stuck_seconds: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +56,9 @@ class Settings:
             contracts_dir=Path(os.environ.get(CONTRACTS_ENV, DEFAULT_CONTRACTS_DIR)).resolve(),
             version_retention_hours=int(os.environ.get(RETENTION_ENV, str(24 * 30))),
             retrain_min_interval_seconds=int(os.environ.get(RETRAIN_INTERVAL_ENV, "600")),
+            landing_quiet_seconds=float(os.environ.get(QUIET_ENV, "5")),
+            landing_retry_seconds=float(os.environ.get(RETRY_ENV, "60")),
+            landing_stuck_seconds=float(os.environ.get(STUCK_ENV, "3600")),
         )
 
     @property

@@ -6,9 +6,30 @@ import dagster as dg
 import duckdb
 import pytest
 
+from platform_assets.assets.cleaned import cleaned_sales
+from platform_assets.assets.features import sales_features
 from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
+from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.resources import LandingZone, ModelStore, Warehouse
 from platform_assets.sample_data.land import land
+from platform_assets.settings import Settings
+
+RAW_CHECKS = [c for c in contract_checks(Settings.from_env().contracts_dir,
+                                         [raw_stores, raw_sales, cleaned_sales, sales_features])
+              if {k.asset_key for k in c.check_keys} <= {raw_stores.key, raw_sales.key}]
+
+
+def load_raw(instance, resources, partition: str | None = None, tags=None) -> dg.ExecuteInProcessResult:
+    """What the landing sensor's run does: raw/stores, or one raw/sales partition, with its contract checks.
+
+    The checks are what verify the batch: downstream layers read only verified files.
+    """
+    target = raw_sales if partition else raw_stores
+    if partition and not instance.has_dynamic_partition(sales_files.name, partition):
+        instance.add_dynamic_partitions(sales_files.name, [partition])
+    selection = dg.AssetSelection.assets(target) | dg.AssetSelection.checks_for_assets(target)
+    return dg.materialize([raw_stores, raw_sales, *RAW_CHECKS], selection=selection, partition_key=partition,
+                          resources=resources, instance=instance, raise_on_error=False, tags=tags)
 
 
 @pytest.fixture
@@ -40,17 +61,8 @@ def instance():
 
 @pytest.fixture
 def load(instance, resources):
-    """Materialize raw/stores (no partition) or one raw/sales partition; returns the result."""
-
-    def _load(partition: str | None = None) -> dg.ExecuteInProcessResult:
-        if partition is None:
-            return dg.materialize([raw_stores], resources=resources, instance=instance, raise_on_error=False)
-        if not instance.has_dynamic_partition(sales_files.name, partition):
-            instance.add_dynamic_partitions(sales_files.name, [partition])
-        return dg.materialize([raw_sales], partition_key=partition, resources=resources,
-                              instance=instance, raise_on_error=False)
-
-    return _load
+    """Load raw/stores (no partition) or one raw/sales partition with its checks; returns the result."""
+    return lambda partition=None: load_raw(instance, resources, partition)
 
 
 @pytest.fixture

@@ -7,16 +7,17 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+
 from polars.testing import assert_frame_equal
 
 from platform_assets import tables
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.features import sales_features
-from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.sample_data.land import land
 from platform_assets.transforms.features import LAGS, WINDOWS
+from platform_assets_tests.conftest import load_raw
 
 DOWNSTREAM = [cleaned_sales, sales_features]
 
@@ -45,10 +46,8 @@ def full_warehouse(full_history, tmp_path_factory):
     resources = {"landing": LandingZone(data_dir=str(data_dir)),
                  "warehouse": Warehouse(database=str(data_dir / "warehouse.duckdb"))}
     with dg.DagsterInstance.ephemeral() as instance:
-        name = "sales_2013-01-01_2015-07-31.csv"
-        instance.add_dynamic_partitions(sales_files.name, [name])
-        dg.materialize([raw_stores], resources=resources, instance=instance)
-        dg.materialize([raw_sales], partition_key=name, resources=resources, instance=instance)
+        assert load_raw(instance, resources).success
+        assert load_raw(instance, resources, "sales_2013-01-01_2015-07-31.csv").success
         result = build(resources, instance)
     return data_dir / "warehouse.duckdb", result
 

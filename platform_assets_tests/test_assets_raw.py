@@ -11,6 +11,10 @@ from platform_assets.sample_data.land import land
 SALES_HEADER = "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday"
 
 
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def data_lines(path: Path) -> int:
     return len(path.read_text().splitlines()) - 1
 
@@ -51,7 +55,10 @@ def test_loads_match_the_files_and_are_archived(loaded, data_dir, query):
     assert [(n, k, s, r) for n, k, s, r, _ in ledger] == [
         (name, "stores" if name == "store.csv" else "sales", "loaded", rows) for name, rows in sorted(loaded.items())
     ]
-    assert all(size == (data_dir / "archive" / n).stat().st_size for n, *_, size in ledger)
+    # each landed version is kept as archive/<name>/<landed at>-<sha256 prefix>.csv
+    for name, *_, size in ledger:
+        (copy,) = (data_dir / "archive" / name).iterdir()
+        assert copy.stat().st_size == size and copy.name.endswith(f"-{sha256(copy)[:12]}.csv")
 
 
 def test_columns_have_the_declared_types_not_guessed_ones(loaded, query):

@@ -17,6 +17,7 @@ from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
+from platform_assets_tests.conftest import load_raw
 from platform_assets_tests.fixtures.bad_files import corpus
 
 ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
@@ -37,7 +38,7 @@ def day_before(data_dir, instance, resources, warehouse_path):
     """The store master and the day before the corpus day, through every layer."""
     (landed,) = land(data_dir, first=corpus.DAY.replace(day=corpus.DAY.day - 1), days=1)[1:]
     instance.add_dynamic_partitions(sales_files.name, [landed.path.name])
-    assert dg.materialize([raw_stores], instance=instance, resources=resources).success
+    assert load_raw(instance, resources).success
     assert run(instance, resources, landed.path.name).success
     return landed.path.name
 
@@ -97,7 +98,9 @@ def test_each_bad_file_gets_its_documented_outcome(case_name, corpus_files, day_
     assert not landed.exists()  # archived or quarantined: nothing is left lying in landing/
 
 
-def test_the_same_file_under_two_names_is_loaded_once(corpus_files, day_before, data_dir, instance, landing):
+def test_the_same_file_under_two_names_is_loaded_once(corpus_files, day_before, data_dir, instance, landing,
+                                                      monkeypatch):
+    monkeypatch.setenv("PLATFORM_LANDING_QUIET_SECONDS", "0")  # written by this test just now
     content = corpus.good_day()
     for name in ("sales_2013-01-09.csv", "sales_2013-01-09_2013-01-09.csv"):
         (data_dir / "landing" / name).write_bytes(content)

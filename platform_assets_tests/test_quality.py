@@ -117,7 +117,8 @@ def test_each_defect_fails_exactly_its_check_and_stops_the_flow(defect, pipeline
 
 
 def test_an_unknown_store_fails_referential_integrity(pipeline, data_dir, instance, resources):
-    master = (data_dir / "archive" / "store.csv").read_text().splitlines()
+    (archived,) = (data_dir / "archive" / "store.csv").iterdir()
+    master = archived.read_text().splitlines()
     (data_dir / "landing" / "store.csv").write_text("\n".join(l for l in master if not l.startswith("7,")) + "\n")
     assert run(instance, resources, assets=[raw_stores]).success
     result = pipeline(GOOD)
@@ -137,6 +138,7 @@ def test_file_level_defects_never_reach_a_table_or_a_check(pipeline, data_dir):
         assert materialized(result) == set() and result.downstream_unchanged
         assert (data_dir / "quarantine" / f"sales_{DAY}.csv.reason.txt").exists()
         (data_dir / "quarantine" / f"sales_{DAY}.csv.reason.txt").unlink()
+        (data_dir / "quarantine" / f"sales_{DAY}.csv").unlink()
 
 
 def test_table_drift_fails_the_schema_check(pipeline, instance, resources, warehouse_path):
@@ -153,8 +155,31 @@ def test_table_drift_fails_the_schema_check(pipeline, instance, resources, wareh
     assert blocking == {"raw/sales:raw_sales_schema"}
 
 
+def bypass_raw_checks(warehouse_path: Path, name: str) -> None:
+    """Mark a file verified although its raw checks failed: what a wrong raw check would let through."""
+    with duckdb.connect(str(warehouse_path)) as conn:
+        conn.execute("UPDATE ops.landed_files SET verified_at = now() WHERE file_name = ? AND status = 'loaded'", [name])
+
+
+def test_a_manual_materialization_downstream_never_reads_a_batch_whose_checks_failed(
+        pipeline, instance, resources, warehouse_path):
+    assert not pipeline(GOOD[:-1] + [f"1115,3,{DAY},-10,1,1,0,0,0"]).success  # raw check fails
+    result = run(instance, resources, assets=[cleaned_sales, sales_features])  # someone clicks Materialize
+    assert result.success and materialized(result) == {"cleaned/sales", "features/sales_features"}
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        for table in ("cleaned.sales", "features.sales_features"):
+            assert conn.sql(f"SELECT count(*) FROM {table} WHERE date = '{DAY}'").fetchall() == [(0,)]
+        assert conn.sql("SELECT count(*) FROM raw.sales WHERE Sales < 0").fetchall() == [(1,)]  # kept in raw
+
+    fixed = pipeline(GOOD)  # the corrected file flows
+    assert fixed.success and materialized(fixed) == {"raw/sales", "cleaned/sales", "features/sales_features"}
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(1115,)]
+
+
 def test_cleaned_checks_guard_features_when_raw_checks_are_bypassed(pipeline, instance, resources, warehouse_path):
     pipeline(GOOD[:-1] + [f"1115,3,{DAY},700,70,0,0,0,0"])  # raw check fails; cleaned did not run
+    bypass_raw_checks(warehouse_path, f"sales_{DAY}.csv")
     before = fingerprint(warehouse_path)
     result = run(instance, resources, assets=[cleaned_sales, sales_features])  # someone runs cleaned by hand
     assert materialized(result) == {"cleaned/sales"}
@@ -166,7 +191,7 @@ def test_cleaned_checks_guard_features_when_raw_checks_are_bypassed(pipeline, in
     assert fingerprint(warehouse_path) != before  # cleaned changed, features did not run
 
 
-def test_layer_checks_read_the_rows_not_yet_verified(pipeline, data_dir, instance, resources):
+def test_layer_checks_read_the_rows_not_yet_verified(pipeline, data_dir, instance, resources, warehouse_path):
     """Cleaned checks read the rows written since the last passing run; rows that failed are read again."""
 
     def land_day(day: str, weekday: int, bad_row: bool = False) -> dg.ExecuteInProcessResult:
@@ -184,6 +209,7 @@ def test_layer_checks_read_the_rows_not_yet_verified(pipeline, data_dir, instanc
         return evaluation
 
     pipeline(GOOD[:-1] + [f"1115,3,{DAY},700,70,0,0,0,0"])  # raw check fails, cleaned did not run
+    bypass_raw_checks(warehouse_path, f"sales_{DAY}.csv")
     forced = run(instance, resources, assets=[cleaned_sales])  # someone runs cleaned by hand
     assert cleaned_check(forced, "no_quality_issue").metadata["failed_rows_count"].value == 1
 
@@ -248,3 +274,75 @@ def test_a_bad_contract_fails_at_load_time_naming_file_and_problem(tmp_path, man
 def test_every_contract_loads_and_names_its_table():
     tables = {load_contract(p).table for p in CONTRACTS.glob("*.yml")}
     assert tables == {"raw.sales", "raw.stores", "cleaned.sales", "features.sales_features"}
+
+
+def test_rows_outside_the_days_of_the_file_name_fail_and_never_overwrite_those_days(pipeline, warehouse_path):
+    """sales_2013-01-09.csv holding the rows of 2013-01-02 (a Wednesday too): a mislabeled file."""
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        before = conn.sql("SELECT sum(sales) FROM cleaned.sales WHERE date = '2013-01-02'").fetchall()
+    result = pipeline([g.replace(DAY, "2013-01-02") for g in GOOD])
+    assert {k for k in failed(result) if k.split(":")[1] not in ADVISORY} == {"raw/sales:dates_within_file_name"}
+    evaluation = failed(result)["raw/sales:dates_within_file_name"]
+    assert evaluation.metadata["failed_rows_count"].value == 1115
+    assert "| 1 | 3 | 2013-01-02 |" in evaluation.metadata["failing_rows"].value
+    assert materialized(result) == {"raw/sales"} and result.downstream_unchanged
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        assert conn.sql("SELECT sum(sales) FROM cleaned.sales WHERE date = '2013-01-02'").fetchall() == before
+
+
+def test_a_correction_still_wins_after_the_older_file_is_loaded_again(pipeline, data_dir, instance, resources,
+                                                                      warehouse_path):
+    """Precedence is by when a file landed, not when it was last loaded (e.g. "Materialize all" in the UI)."""
+    (older,) = (data_dir / "archive" / "sales_2013-01-02.csv").iterdir()
+    header, *rows = older.read_text().splitlines()
+    open_days = [r.split(",") for r in rows if r.split(",")[5] == "1"]
+    corrected = [",".join([*f[:3], str(int(f[3]) + 1), *f[4:]]) for f in open_days]
+    correction = "sales_2013-01-02_2013-01-03.csv"  # covers the day again, every open store's sales one higher
+    (data_dir / "landing" / correction).write_text("\n".join([header, *corrected]) + "\n")
+    instance.add_dynamic_partitions(sales_files.name, [correction])
+
+    def cleaned_total() -> int:
+        with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+            return conn.sql("SELECT sum(sales) FROM cleaned.sales WHERE date = '2013-01-02'").fetchall()[0][0]
+
+    original = cleaned_total()
+    assert run(instance, resources, correction).success
+    assert cleaned_total() == original + len(open_days)
+    assert run(instance, resources, "sales_2013-01-02.csv").success  # the older file, re-materialized
+    assert cleaned_total() == original + len(open_days)  # the correction still wins
+
+
+def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_resumes(
+        pipeline, data_dir, instance, resources, warehouse_path):
+    from platform_assets.automation.conditions import with_automation
+    from platform_assets.automation.recheck_sensor import recheck_sensor, sales_contract_of
+
+    defs = dg.Definitions(assets=with_automation(ASSETS), asset_checks=CHECKS, resources=resources)
+    automation = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # running all along
+    (archived,) = (data_dir / "archive" / "store.csv").iterdir()
+    good_master = archived.read_bytes()
+    (data_dir / "landing" / "store.csv").write_text(good_master.decode().splitlines()[0] + "\n")  # header only
+    assert not run(instance, resources, assets=[raw_stores]).success  # batch_not_empty fails
+    result = pipeline(GOOD)
+    assert "raw/sales:store_in_master" in failed(result) and materialized(result) == {"raw/sales"}
+
+    sensor = recheck_sensor(sales_contract_of(CHECKS))
+    context = dg.build_sensor_context(instance=instance)
+    sensor(context)  # the sensor's first look: the bad master, rechecks before it are pointless but harmless
+    (data_dir / "landing" / "store.csv").write_bytes(good_master)  # the fix
+    assert run(instance, resources, assets=[raw_stores]).success
+    requests = sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)).run_requests
+    assert [(r.partition_key, len(r.asset_check_keys)) for r in requests] == [
+        (f"sales_{DAY}.csv", len(_checks_of([raw_sales])))]
+
+    (request,) = requests  # run as the daemon runs it: the asset job, subset to those checks
+    recheck = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
+    ).execute_in_process(instance=instance, partition_key=request.partition_key)
+    assert recheck.success and materialized(recheck) == set()  # checks only, nothing reloaded
+    automation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=automation.cursor)
+    assert automation.get_num_requested(cleaned_sales.key) == 1  # the line is no longer stopped
+    downstream = run(instance, resources, assets=[cleaned_sales, sales_features])
+    assert downstream.success
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(1115,)]

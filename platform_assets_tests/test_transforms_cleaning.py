@@ -25,8 +25,9 @@ STORES = pl.LazyFrame(
 
 
 def sales(rows):
-    columns = ["Store", "Date", "Sales", "Open", "StateHoliday", "_source_file", "_loaded_at"]
-    frame = pl.LazyFrame([dict(zip(columns, r)) for r in rows], orient="row")
+    """raw.sales rows as cleaned reads them: with ``_landed_at``; loaded (``_loaded_at``) after T2 by default."""
+    columns = ["Store", "Date", "Sales", "Open", "StateHoliday", "_source_file", "_landed_at", "_loaded_at"]
+    frame = pl.LazyFrame([dict(zip(columns, (*r, T2)[:8])) for r in rows], orient="row")
     return frame.with_columns(
         DayOfWeek=pl.col("Date").dt.weekday(), Customers=pl.col("Sales") // 10, Promo=0, SchoolHoliday=0
     )
@@ -43,9 +44,9 @@ def test_store_master_gaps_are_filled_by_the_documented_rules():
         (False, None, None), (True, date(2012, 12, 31), "Jan,Apr,Jul,Oct"), (True, date(2015, 3, 2), "Mar,Jun,Sept,Dec")]
 
 
-def test_the_most_recently_loaded_file_wins_and_ties_go_to_the_later_name():
+def test_the_file_that_landed_last_wins_whenever_it_was_loaded_and_ties_go_to_the_later_name():
     raw = sales([
-        (1, date(2015, 1, 5), 100, 1, "0", "sales_2015-01-05.csv", T1),
+        (1, date(2015, 1, 5), 100, 1, "0", "sales_2015-01-05.csv", T1, T2 + (T2 - T1)),  # re-loaded later
         (1, date(2015, 1, 5), 150, 1, "0", "sales_2015-01-05_2015-01-11.csv", T2),
         (2, date(2015, 1, 5), 70, 1, "0", "b.csv", T1),
         (2, date(2015, 1, 5), 80, 1, "0", "a.csv", T1),

@@ -9,6 +9,7 @@ import deltalake
 import duckdb
 import polars as pl
 import pytest
+
 from polars.testing import assert_frame_equal
 
 from platform_assets import versions
@@ -17,6 +18,7 @@ from platform_assets.assets.features import sales_features
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.rollback import rollback
 from platform_assets.sample_data.land import land
+from platform_assets_tests.conftest import load_raw
 
 TABLES = ("cleaned.sales", "features.sales_features")
 
@@ -106,12 +108,9 @@ def test_the_same_files_give_the_same_data_versions(tmp_path, instance):
         resources = {"landing": LandingZone(data_dir=str(data_dir)),
                      "warehouse": Warehouse(database=str(data_dir / "warehouse.duckdb"))}
         land(data_dir, days=3)
-        from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
-        dg.materialize([raw_stores], resources=resources, instance=instance)
+        assert load_raw(instance, resources).success
         for day in (1, 2, 3):
-            partition = f"sales_2013-01-0{day}.csv"
-            instance.add_dynamic_partitions(sales_files.name, [partition])
-            dg.materialize([raw_sales], partition_key=partition, resources=resources, instance=instance)
+            assert load_raw(instance, resources, f"sales_2013-01-0{day}.csv").success
         built = build(resources, instance)
         seen.append({k: m.metadata["data_version"].value for k, m in built.items() if k != "run_id"})
     assert seen[0] == seen[1]

@@ -1,8 +1,14 @@
 """Cleaned layer: ``cleaned.sales``, recomputed for the dates that new raw files touch.
 
-Incremental by default: the dates to redo are those of the sales files loaded
-since the last run (their new rows and the rows they contributed before). A new
-store master, a first run or ``full_rebuild`` recompute everything.
+Only verified batches are read: a landed file whose blocking checks have not
+passed (they failed, or never ran because its run died after the commit) stays
+in raw and out of this layer, whoever starts the run. Overlapping files are
+resolved by when each first landed (the ledger's ``landed_at``), so re-loading an
+older file never undoes a correction.
+
+Incremental by default: the dates to redo are those of the sales files verified
+since the last run (their new rows and the rows they contributed before). A newly
+verified store master, a first run or ``full_rebuild`` recompute everything.
 """
 
 import time
@@ -11,7 +17,7 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from platform_assets import tables
+from platform_assets import ledger, tables
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.raw import OWNER, raw_sales, raw_stores
 from platform_assets.resources import Warehouse
@@ -33,9 +39,9 @@ TABLE = "cleaned.sales"
         "Sales joined with the store master: one row per (store, date), deduplicated, typed, gaps filled.\n\n"
         "**Holds** every landed sales day with its store's attributes; closed days are kept (`is_open`), "
         "rows breaking a hard rule are kept and named in `quality_issue`.\n\n"
-        "**Grain:** one row per (store, date); when files overlap, the most recently loaded one wins.\n\n"
-        "**Built by** `transforms/cleaning.py` (Polars), incrementally: only the dates of newly loaded "
-        "files are recomputed. Every state is a Delta version under `data/versions/cleaned.sales`. "
+        "**Grain:** one row per (store, date); when files overlap, the one that landed last wins.\n\n"
+        "**Built by** `transforms/cleaning.py` (Polars) from verified files only (their blocking checks "
+        "passed), incrementally: only the dates of newly verified files are recomputed. Every state is a Delta version under `data/versions/cleaned.sales`. "
         "Checked by `soda/contracts/cleaned_sales.yml`."
     ),
 )
@@ -54,7 +60,8 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             scopes = [("Date IN (SELECT date FROM _redo)", [])]
         stores = conn.sql("SELECT * FROM raw.stores").pl().lazy()
         for number, (scope, params) in enumerate(scopes, start=1):
-            raw = conn.sql(f"SELECT * FROM raw.sales WHERE {scope}", params=params).pl()
+            raw = conn.sql(f"SELECT s.*, v.landed_at AS _landed_at FROM raw.sales s JOIN ({ledger.VERIFIED}) v "
+                           f"ON v.file_name = s._source_file WHERE {scope}", params=params).pl()
             frame = cleaning.clean_sales(raw.lazy(), stores).collect(engine=tables.POLARS_ENGINE)
             counts.update(raw=raw.height, cleaned=frame.height,
                           **dict(frame["quality_issue"].drop_nulls().value_counts().iter_rows()))
@@ -64,6 +71,7 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
 
     with warehouse.get_connection() as conn:
         tables.require_inputs(conn, TABLE, "raw.stores", "raw.sales")
+        _require_verified_master(conn)
         with tables.transaction(conn):
             high_water, dates = _dates_to_redo(conn, config.full_rebuild)
             context.log.info("full rebuild, a range of dates at a time" if dates is None
@@ -89,20 +97,32 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
     )
 
 
+def _require_verified_master(conn) -> None:
+    """Sales are cleaned against the store master: one whose checks have not passed stops the layer."""
+    try:
+        ledger.ensure(conn)
+    except ledger.LedgerError as error:
+        raise dg.Failure(description=str(error)) from None
+    master = conn.execute("SELECT DISTINCT _source_file FROM raw.stores").fetchall()
+    verified = {name for (name,) in conn.execute(f"SELECT file_name FROM ({ledger.VERIFIED})").fetchall()}
+    if not master or any(name not in verified for (name,) in master):
+        raise dg.Failure(description="raw.stores holds a store master whose blocking checks have not passed; "
+                                     f"{TABLE} is not built from it. Land a corrected store master.")
+
+
 def _dates_to_redo(conn, full_rebuild: bool):
-    """(new high water, dates to recompute or None for everything), from the load ledger."""
+    """(new high water, dates to recompute or None for everything), from the ledger's verifications."""
     watermark = tables.read_watermark(conn, TABLE)
-    high_water = tables.scalar(conn, "SELECT max(loaded_at) FROM ops.landed_files WHERE status = 'loaded'")
+    high_water = tables.scalar(conn, f"SELECT max(verified_at) FROM ({ledger.VERIFIED})")
     stores_changed = watermark is not None and tables.scalar(
-        conn,
-        "SELECT count(*) FROM ops.landed_files WHERE kind = 'stores' AND status = 'loaded' AND loaded_at > ?",
+        conn, f"SELECT count(*) FROM ops.landed_files WHERE kind = 'stores' AND status = 'loaded' AND verified_at > ?",
         [watermark],
     )
     if full_rebuild or watermark is None or stores_changed:
         return high_water, None
     dates = conn.execute(
         f"""WITH changed AS (SELECT file_name FROM ops.landed_files
-                             WHERE kind = 'sales' AND status = 'loaded' AND loaded_at > $watermark)
+                             WHERE kind = 'sales' AND status = 'loaded' AND verified_at > $watermark)
             SELECT Date FROM raw.sales WHERE _source_file IN (SELECT file_name FROM changed)
             UNION
             SELECT date FROM {TABLE} WHERE _source_file IN (SELECT file_name FROM changed)

@@ -8,6 +8,8 @@ the warehouse is not touched.
 
 
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -17,6 +19,8 @@ from platform_assets.resources import LandingZone, Warehouse, content_hash
 from platform_assets.tables import scalar, transaction
 
 OWNER = "team:data-platform"
+# Set by the landing sensor on each load it starts: when the file's content first landed (ISO 8601).
+LANDED_AT_TAG = "platform/landed_at"
 sales_files = dg.DynamicPartitionsDefinition(name="sales_files")
 
 
@@ -73,41 +77,53 @@ def _load_file(
     schema: rossmann.FileSchema,
     table: str,
 ) -> dg.MaterializeResult:
-    """Replace the rows ``name`` contributed to ``table``: the whole table for the store master."""
-    try:
-        path = landing.locate(name)
-    except FileNotFoundError as missing:
-        raise dg.Failure(description=str(missing)) from None
-    digest = content_hash(path)
-    context.log.info(f"loading {path} ({path.stat().st_size:,} bytes, sha256 {digest[:12]})")
-    started = time.perf_counter()
+    """Replace the rows ``name`` contributed to ``table``: the whole table for the store master.
 
+    Order matters for "nothing lost, nothing half-done": parse fully, copy the file into
+    archive/, commit rows and ledger in one transaction, and only then take the file out of
+    landing/. A failure after the commit fails the run with a plain message; the batch is
+    then unverified (its checks did not run), so nothing downstream reads it until a retry.
+    """
     with warehouse.get_connection() as conn:
+        try:
+            path = landing.locate(name, ledger.loaded_hash(conn, name))
+            digest = content_hash(path)
+        except (FileNotFoundError, ledger.LedgerError) as missing:
+            raise dg.Failure(description=str(missing)) from None
+        landed_at = _landed_at(context, conn, name, digest)
+        context.log.info(f"loading {path} ({path.stat().st_size:,} bytes, sha256 {digest[:12]}, "
+                         f"landed {landed_at:%Y-%m-%d %H:%M:%S})")
+        started = time.perf_counter()
+        from_landing = path.parent == landing.landing
         try:
             rows = stage_csv(conn, path, schema, "staged")
         except BadFile as bad:
             reason = str(bad)
             with transaction(conn):
-                ledger.record(conn, path, kind=schema.kind, content_hash=digest, rows=None,
-                              status="quarantined", reason=reason)
-            landing.move_to_quarantine(path, reason)
+                ledger.record_quarantined(conn, name, kind=schema.kind, content_hash=digest,
+                                          size_bytes=path.stat().st_size, reason=reason, landed_at=landed_at)
+            if from_landing:
+                landing.move_to_quarantine(path, reason)
             raise dg.Failure(
                 description=f"{name} was quarantined, nothing was loaded: {reason}",
                 metadata={"file": name, "reason": reason, "quarantined_to": str(landing.quarantine)},
             ) from None
         context.log.info(f"parsed {rows:,} rows in {time.perf_counter() - started:.2f}s")
 
+        archived = landing.archive_copy(path, digest, landed_at)
         replaced = "true" if schema is rossmann.STORES else "_source_file = $name"
         with transaction(conn):
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_columns_ddl(schema)})")
             conn.execute(f"DELETE FROM {table} WHERE {replaced}", {"name": name} if "$name" in replaced else {})
             conn.execute(f"INSERT INTO {table} SELECT *, $name, now() FROM staged", {"name": name})
-            ledger.record(conn, path, kind=schema.kind, content_hash=digest, rows=rows, status="loaded")
+            ledger.record_loaded(conn, name, kind=schema.kind, content_hash=digest, size_bytes=archived.stat().st_size,
+                                 rows=rows, landed_at=landed_at)
         table_rows = scalar(conn, f"SELECT count(*) FROM {table}")
 
-    archived = landing.move_to_archive(path)
-    context.log.info(f"committed {rows:,} rows of {name} into {table}; file archived to {archived}")
+    if from_landing:
+        _remove_from_landing(path, rows, archived)
+    context.log.info(f"committed {rows:,} rows of {name} into {table}; file archived as {archived}")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
@@ -116,10 +132,32 @@ def _load_file(
             "table_row_count": table_rows,
             "source_file": name,
             "content_hash": digest,
+            "landed_at": landed_at.isoformat(),
+            "archived_as": dg.MetadataValue.path(str(archived)),
             "size_bytes": archived.stat().st_size,
             "load_seconds": round(time.perf_counter() - started, 3),
         }
     )
+
+
+def _landed_at(context: dg.AssetExecutionContext, conn, name: str, digest: str) -> datetime:
+    """When this content landed: the landing sensor says so; a manual re-load keeps what the ledger knows."""
+    tagged = context.run.tags.get(LANDED_AT_TAG)
+    if tagged:
+        return datetime.fromisoformat(tagged)
+    return ledger.landed_at(conn, name, digest) or datetime.now(UTC)
+
+
+def _remove_from_landing(path: Path, rows: int, archived: Path) -> None:
+    try:
+        path.unlink()
+    except OSError as error:
+        raise dg.Failure(
+            description=(f"{path.name}: its {rows:,} rows were committed and the file archived as {archived}, but it "
+                         f"could not be removed from landing/ ({error.strerror}). The batch stays unverified, so "
+                         "nothing downstream reads it; the landing sensor tries the load again."),
+            metadata={"file": path.name, "error": str(error), "archived_as": str(archived)},
+        ) from None
 
 
 def _columns_ddl(schema: rossmann.FileSchema) -> str:

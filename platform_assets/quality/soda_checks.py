@@ -2,9 +2,13 @@
 
 The contract is verified in-process on the run's own DuckDB connection, and
 reads only the batch: on a partitioned asset the filter is bound to the
-partition (``${var.partition}``); a contract declaring ``verified_through``
+partition (``${var.partition}``, and for a sales file the days its name covers,
+``${var.first_date}`` .. ``${var.last_date}``); a contract declaring ``verified_through``
 reads the rows written after the last run whose blocking checks all passed
 (kept in ``ops.watermarks``), so failed rows are checked again next time.
+
+On a raw table the outcome is written to the ledger: a landed file whose blocking
+checks all passed is verified, and only verified files are read downstream.
 """
 
 import os
@@ -18,7 +22,7 @@ import duckdb
 from soda_core.contracts.api.verify_api import verify_contract_locally
 from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
 
-from platform_assets import tables
+from platform_assets import ledger, rossmann, tables
 from platform_assets.quality.contracts import (
     DATA_SOURCE,
     VERIFIED_VARIABLE,
@@ -65,10 +69,14 @@ def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefi
         pool="duckdb",
     )
     def verify(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-        variables = {"partition": context.partition_key} if scope is not None else {}
+        partition = context.partition_key if scope is not None else None
+        variables = _partition_variables(partition) if partition is not None else {}
         with warehouse.get_connection() as conn:
             if not contract.scoped_to_unverified:
-                yield from _verify(context, conn, contract, variables)
+                results = list(_verify(context, conn, contract, variables))
+                if contract.asset_key.path[0] == "raw":
+                    _record_verification(context, conn, contract, partition, results)
+                yield from results
                 return
             verified, newest = _unverified_range(conn, contract.table)
             context.log.info(f"verifying rows of {contract.table} written after {verified or 'the beginning'}")
@@ -78,6 +86,23 @@ def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefi
         yield from results
 
     return verify
+
+
+def _partition_variables(partition: str) -> dict[str, str]:
+    """What a contract may use of a partition: its key (a file name) and, for a sales file, the days it covers."""
+    days = rossmann.sales_file_dates(partition)
+    return {"partition": partition} | ({"first_date": str(days[0]), "last_date": str(days[1])} if days else {})
+
+
+def _record_verification(context, conn, contract: Contract, partition: str | None, results) -> None:
+    """Mark the landed files this batch holds as verified, or not, in the ledger."""
+    files = [partition] if partition is not None else [
+        f for (f,) in conn.execute(f"SELECT DISTINCT _source_file FROM {contract.table}").fetchall()]
+    passed = all(r.passed for r in results if r.severity == dg.AssetCheckSeverity.ERROR)
+    with tables.transaction(conn):
+        ledger.set_verified(conn, files, passed)
+    context.log.info(f"{', '.join(files) or 'no file'}: "
+                     + ("verified, may flow downstream" if passed else "blocking checks failed, not read downstream"))
 
 
 def _unverified_range(conn, table: str):

@@ -2,8 +2,9 @@
 
 Pure Polars, no I/O. The rules:
 
-- duplicates across files: the row from the most recently loaded file wins
-  (ties: the later file name), see ``latest_file_wins``;
+- duplicates across files: the row of the file that landed last wins (``_landed_at``,
+  when its content first landed; ties: the later file name), see ``latest_file_wins``.
+  Not the load time: re-loading an older file must not undo a correction;
 - StateHoliday: the number 0 and the string "0" (and stray quotes/spaces) are the same code;
 - CompetitionDistance: missing -> median of the store master, flagged ``competition_distance_missing``;
 - CompetitionOpenSince*: missing -> 1900-01-01 ("competitor there before records began"),
@@ -72,9 +73,9 @@ LINEAGE: dict[str, list[tuple[str, str]]] = {
 
 
 def latest_file_wins(raw_sales: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per (Store, Date): the row of the most recently loaded file."""
+    """One row per (Store, Date): the row of the file that landed last."""
     return (
-        raw_sales.sort(["_loaded_at", "_source_file"])
+        raw_sales.sort(["_landed_at", "_source_file"])
         .unique(["Store", "Date"], keep="last", maintain_order=False)
     )
 
@@ -108,7 +109,10 @@ def clean_stores(raw_stores: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def clean_sales(raw_sales: pl.LazyFrame, raw_stores: pl.LazyFrame) -> pl.LazyFrame:
-    """Deduplicated, typed sales joined with the cleaned store master."""
+    """Deduplicated, typed sales joined with the cleaned store master.
+
+    ``raw_sales`` is raw.sales with ``_landed_at``, when each row's file landed (from the ledger).
+    """
     sales = latest_file_wins(raw_sales).select(
         pl.col("Store").cast(pl.Int32).alias("store"),
         pl.col("Date").alias("date"),

@@ -1,5 +1,11 @@
-"""The landing sensor against a real Dagster instance: one load per new content, nothing lost."""
+"""The landing sensor against a real Dagster instance: one decided outcome per entry, one load per landing.
 
+The end-to-end versions of these cases, against a running `dagster dev`, are in e2e/test_trust.py.
+"""
+
+import os
+import subprocess
+import time
 from datetime import date
 
 import dagster as dg
@@ -8,11 +14,17 @@ import pytest
 from platform_assets.assets.raw import raw_stores, sales_files
 from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.sample_data.land import land
+from platform_assets_tests.conftest import load_raw
 
 
 @pytest.fixture
-def tick(instance, landing):
-    """Evaluate the sensor like the daemon does: apply its partition requests, carry its cursor."""
+def tick(instance, landing, monkeypatch):
+    """Evaluate the sensor like the daemon does: apply its partition requests, carry its cursor.
+
+    Files written by the tests themselves count as complete at once (no quiet period) unless a
+    test sets PLATFORM_LANDING_QUIET_SECONDS.
+    """
+    monkeypatch.setenv("PLATFORM_LANDING_QUIET_SECONDS", "0")
     state = {"cursor": None}
 
     def _tick() -> dg.SensorResult:
@@ -52,14 +64,13 @@ def test_a_new_file_gives_one_run_and_one_partition(tick, data_dir, instance, ma
     assert instance.get_dynamic_partitions(sales_files.name) == ["sales_2013-01-01.csv"]
 
 
-def test_the_same_file_again_gives_nothing(tick, data_dir, instance, master_loaded):
+def test_the_same_content_as_loaded_is_dropped_as_a_duplicate(tick, data_dir, instance, resources, master_loaded):
     land(data_dir, days=1)
     tick()
     assert tick().run_requests == []  # still waiting for its load: left in place
     assert (data_dir / "landing" / "sales_2013-01-01.csv").exists()
-    # loaded and archived, then landed again with the same content: dropped, not reloaded
-    (data_dir / "landing" / "sales_2013-01-01.csv").rename(data_dir / "archive" / "sales_2013-01-01.csv")
-    land(data_dir, first=date(2013, 1, 1), days=1)
+    assert load_raw(instance, resources, "sales_2013-01-01.csv").success  # loaded and archived
+    land(data_dir, first=date(2013, 1, 1), days=1)  # the same bytes again
     assert tick().run_requests == []
     assert not (data_dir / "landing" / "sales_2013-01-01.csv").exists()
     assert instance.get_dynamic_partitions(sales_files.name) == ["sales_2013-01-01.csv"]
@@ -85,10 +96,47 @@ def test_a_changed_store_master_reloads_stores_and_a_changed_file_reloads_its_pa
     assert len({r.run_key for r in again.run_requests}) == 3
 
 
+def test_every_landing_of_different_content_gets_its_own_run_key_even_a_revert(tick, data_dir, instance,
+                                                                             resources, master_loaded):
+    """Dagster never runs a run key twice: content landed again after a change must not reuse one."""
+    land(data_dir, days=1)
+    path = data_dir / "landing" / "sales_2013-01-01.csv"
+    good = path.read_bytes()
+    keys = []
+    for content in (good, good + b"\n", good):  # good, a change, the good content again
+        path.write_bytes(content)
+        (request,) = tick().run_requests
+        keys.append(request.run_key)
+        assert load_raw(instance, resources, "sales_2013-01-01.csv", tags=request.tags).success
+    assert len(set(keys)) == 3
+    assert len(list((data_dir / "archive" / "sales_2013-01-01.csv").iterdir())) == 3  # nothing overwritten
+
+
 def test_files_being_written_are_ignored(tick, data_dir, master_loaded):
     (data_dir / "landing" / ".sales_2013-01-01.csv.tmp").write_text("Store,DayOfWeek")
     assert tick().run_requests == []
     assert (data_dir / "landing" / ".sales_2013-01-01.csv.tmp").exists()
+
+
+def test_a_file_changed_within_the_quiet_period_waits(tick, data_dir, master_loaded, monkeypatch):
+    land(data_dir, days=1)
+    path = data_dir / "landing" / "sales_2013-01-01.csv"
+    monkeypatch.setenv("PLATFORM_LANDING_QUIET_SECONDS", "2")
+    path.write_bytes(path.read_bytes())  # written just now, in place
+    assert tick().run_requests == []
+    time.sleep(2.1)
+    assert requested(tick()) == [("sales_2013-01-01.csv", "raw/sales")]
+
+
+def test_a_modification_time_in_the_future_still_settles(tick, data_dir, master_loaded, monkeypatch):
+    land(data_dir, days=1)
+    path = data_dir / "landing" / "sales_2013-01-01.csv"
+    monkeypatch.setenv("PLATFORM_LANDING_QUIET_SECONDS", "1")
+    future = time.time() + 3600
+    os.utime(path, (future, future))
+    assert tick().run_requests == []  # first seen now
+    time.sleep(1.1)
+    assert requested(tick()) == [("sales_2013-01-01.csv", "raw/sales")]  # unchanged for the quiet period
 
 
 def test_duplicates_under_another_name_and_unknown_files_are_quarantined(tick, data_dir, master_loaded):
@@ -102,3 +150,132 @@ def test_duplicates_under_another_name_and_unknown_files_are_quarantined(tick, d
     assert "same content as sales_2013-01-01.csv" in (quarantine / "sales_2013-02-01.csv.reason.txt").read_text()
     assert "not a file the platform knows" in (quarantine / "notes.txt.reason.txt").read_text()
     assert (quarantine / "notes.txt").read_text() == "hello"
+
+
+def odd_entries(landing) -> dict[str, str]:
+    """Entries of landing/ that are not loadable files, each with a phrase its quarantine reason must hold."""
+    long_name = "sales_2013-01-05_" + "x" * 229 + ".csv"  # 250 bytes: <name>.reason.txt would not fit
+    os.mkfifo(landing / "sales_2013-01-06.csv")
+    (landing / "sales_2013-01-07.csv").mkdir()
+    (landing / "sales_2013-01-08.csv").symlink_to("/etc/hostname")
+    (landing / long_name).write_text("Store\n")
+    (landing / os.fsdecode(b"sales_\xff\xfe.csv")).write_text("Store\n")
+    (landing / "sales_2015-13-45.csv").write_text("Store\n")
+    (landing / "sales_2015-06-30_2015-06-01.csv").write_text("Store\n")
+    (landing / "sales_2015-02-29.csv").write_text("Store\n")
+    return {
+        "sales_2013-01-06.csv": "a named pipe, not a file",
+        "sales_2013-01-07.csv": "a folder, not a file",
+        "sales_2013-01-08.csv": "a symbolic link (to /etc/hostname), not a file",
+        long_name: "not a file the platform knows",
+        os.fsdecode(b"sales_\xff\xfe.csv"): "its name is not valid UTF-8",
+        "sales_2015-13-45.csv": "2015-13-45 in its name is not a calendar date",
+        "sales_2015-06-30_2015-06-01.csv": "its first day 2015-06-30 is after its last day 2015-06-01",
+        "sales_2015-02-29.csv": "2015-02-29 in its name is not a calendar date",
+    }
+
+
+def test_odd_entries_are_quarantined_with_a_reason_and_never_stop_the_good_file(tick, data_dir, master_loaded):
+    landing, quarantine = data_dir / "landing", data_dir / "quarantine"
+    land(data_dir, days=1)
+    expected = odd_entries(landing)
+
+    assert requested(tick()) == [("sales_2013-01-01.csv", "raw/sales")]  # the good file beside them
+
+    assert sorted(p.name for p in landing.iterdir()) == ["sales_2013-01-01.csv"]
+    reasons = {p.name: p.read_text() for p in quarantine.glob("*.reason.txt")}
+    assert len(reasons) == len(expected)
+    for name, phrase in expected.items():
+        printable = os.fsencode(name).decode("utf-8", "backslashreplace")
+        (reason,) = [text for text in reasons.values() if text.startswith(printable + ":")]
+        assert phrase in reason
+    for reason_file in quarantine.glob("*.reason.txt"):
+        assert len(os.fsencode(reason_file.name)) <= 255
+        assert os.path.lexists(str(reason_file)[: -len(".reason.txt")])  # the entry sits beside its reason
+    long_reason = next(t for t in reasons.values() if "x" * 50 in t)
+    assert "quarantined as" in long_reason  # renamed, and says so
+    assert (quarantine / "sales_2013-01-08.csv").is_symlink()  # the link itself, not what it points to
+
+
+def test_an_entry_that_cannot_be_moved_is_logged_and_the_rest_is_handled(tick, data_dir, master_loaded, capsys):
+    (data_dir / "quarantine").write_text("a file where the quarantine folder should be")
+    land(data_dir, days=1)
+    (data_dir / "landing" / "notes.txt").write_text("hello")
+    assert requested(tick()) == [("sales_2013-01-01.csv", "raw/sales")]
+    assert "notes.txt: not handled this tick (FileExistsError" in capsys.readouterr().err  # the sensor's log
+    assert (data_dir / "landing" / "notes.txt").exists()
+
+
+def test_a_file_back_in_landing_after_its_load_failed_is_loaded_again(tick, data_dir, instance, resources,
+                                                                       master_loaded):
+    """Removed before its run read it (the run fails), then landed again with the same bytes."""
+    land(data_dir, days=1)
+    path = data_dir / "landing" / "sales_2013-01-01.csv"
+    content = path.read_bytes()
+    (first,) = tick().run_requests
+    path.unlink()
+    failed = load_raw(instance, resources, "sales_2013-01-01.csv")
+    assert not failed.success
+    assert "neither in" in failed.failure_data_for_node("raw__sales").error.message
+    assert tick().run_requests == []  # gone: nothing to do
+    path.write_bytes(content)
+    (again,) = tick().run_requests
+    assert again.partition_key == "sales_2013-01-01.csv" and again.run_key != first.run_key
+
+
+def run_request(instance, resources, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """Execute a sensor's run request in process, as the daemon would launch it."""
+    return load_raw(instance, resources, request.partition_key, tags={"dagster/run_key": request.run_key,
+                                                                      **request.tags})
+
+
+@pytest.fixture
+def immutable():
+    """chattr +i: not even root may remove the file; undone after the test."""
+    made = []
+
+    def _immutable(path, on: bool = True):
+        subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
+        made.append(path)
+
+    yield _immutable
+    for path in made:
+        subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def test_a_file_whose_load_failed_is_retried_with_a_back_off_and_reported_when_stuck(
+        tick, data_dir, instance, resources, master_loaded, monkeypatch, capsys, immutable, query):
+    monkeypatch.setenv("PLATFORM_LANDING_RETRY_SECONDS", "1")
+    monkeypatch.setenv("PLATFORM_LANDING_STUCK_SECONDS", "2")
+    land(data_dir, days=1)
+    path = data_dir / "landing" / "sales_2013-01-01.csv"
+    immutable(path)  # its rows commit, but it cannot leave landing/: the load fails after the commit
+    (first,) = tick().run_requests
+    failed = run_request(instance, resources, first)
+    message = failed.failure_data_for_node("raw__sales").error.message
+    assert "rows were committed" in message and "could not be removed from landing/ (Operation not permitted)" in message
+    assert "Traceback" not in message
+    assert query("SELECT status, verified_at FROM ops.landed_files WHERE kind = 'sales'") == [("loaded", None)]  # not verified
+
+    capsys.readouterr()
+    assert tick().run_requests == []  # back-off: 1 s after the failure
+    assert "ended FAILURE; trying again after a 1s back-off (attempt 2)" in capsys.readouterr().err
+    time.sleep(1.1)
+    (retry,) = tick().run_requests
+    assert retry.run_key != first.run_key and retry.tags == first.tags  # same landing, next attempt
+    assert "retrying the load of sales_2013-01-01.csv (attempt 2)" in capsys.readouterr().err
+    assert not run_request(instance, resources, retry).success
+    time.sleep(1.5)
+    assert tick().run_requests == []  # the back-off doubled
+    log = capsys.readouterr().err
+    assert "trying again after a 2s back-off (attempt 3)" in log
+    assert "STUCK: sales_2013-01-01.csv has waited in landing/" in log
+    tick()
+    assert "STUCK" not in capsys.readouterr().err  # reported once
+
+    immutable(path, on=False)  # an operator fixes the permissions
+    time.sleep(1)
+    (third,) = tick().run_requests
+    assert run_request(instance, resources, third).success
+    assert not path.exists()
+    assert query("SELECT status, verified_at IS NOT NULL FROM ops.landed_files WHERE kind = 'sales'") == [("loaded", True)]

@@ -1,89 +1,244 @@
-"""Watch the landing folder and start a load for every new or changed file.
+"""Watch the landing folder: everything in it gets a decided, visible outcome, one entry at a time.
 
 Each sales file becomes a dynamic partition of ``raw/sales`` named after the
-file; a new or changed store master re-materializes ``raw/stores``. The cursor
-remembers the content hash requested per file name, and run keys carry the
-hash, so the same content is never loaded twice:
+file; the store master re-materializes ``raw/stores``. Per entry, in name order:
 
-- the same file landing again (same name, same content) is dropped from landing
-  once its loaded copy is in archive/ (or re-quarantined if it was bad);
-- the same content under another name is quarantined as a duplicate;
-- a file with a name the platform does not know is quarantined;
-- hidden files (``.name.tmp``) are still being written and are left alone;
-- sales files wait until the store master has been loaded once: their checks
-  verify every store against it.
+- not a regular file (a link, folder or pipe), a name that is not UTF-8, or a name
+  that is not ``store.csv`` / ``sales_<day>[_<day>].csv`` with real calendar days:
+  quarantined with the reason, under a safe name when it needs one;
+- still changing (written in place): left alone until its size and modification time
+  have been still for ``PLATFORM_LANDING_QUIET_SECONDS``; hidden names (``.name.tmp``)
+  are files being written under a temporary name and are not looked at;
+- content that differs from what was last landed under its name (a new file, a
+  correction, or a revert to content loaded once before): a new landing, loaded by a
+  run whose key is unique to this landing, tagged with when it landed;
+- the same content as what is loaded under its name: a duplicate, removed from landing
+  (the loaded version is in archive/);
+- the same content as another name's: quarantined as a duplicate;
+- still in landing after its load failed: tried again after a back-off that doubles
+  (``PLATFORM_LANDING_RETRY_SECONDS``), and reported once when it has waited longer
+  than ``PLATFORM_LANDING_STUCK_SECONDS``.
 
-The sensor never opens the warehouse: DuckDB allows one process at a time.
+An error on one entry is logged and the tick goes on with the next. The sensor
+never opens the warehouse: what is loaded comes from Dagster's materializations.
 """
 
 import json
+import stat
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG, WILL_RETRY_TAG
 
 from platform_assets import rossmann
-from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
-from platform_assets.resources import LandingZone, content_hash
+from platform_assets.assets.raw import LANDED_AT_TAG, raw_sales, raw_stores, sales_files
+from platform_assets.resources import LandingZone, content_hash, printable
 from platform_assets.settings import Settings
+
+MAX_RETRY_SECONDS = 3600
+SETTINGS = Settings.from_env()
+
+
+@dataclass
+class Pending:
+    """A landing whose load was requested and whose file is still in landing/."""
+
+    sha: str
+    landed_at: float
+    run_key: str
+    requested_at: float
+    attempt: int = 1
+    retry_at: float | None = None
+    reported_stuck: bool = False
+
+
+@dataclass
+class LandingState:
+    """The sensor's cursor: what each name holds, what waits for its run, what is still being written."""
+
+    landings: int = 0
+    content: dict[str, str] = field(default_factory=dict)  # name -> sha256 of its last landing
+    pending: dict[str, Pending] = field(default_factory=dict)
+    unsettled: dict[str, list] = field(default_factory=dict)  # name -> [size, mtime_ns, first seen]
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> "LandingState":
+        data = json.loads(cursor or "{}")
+        if data and "content" not in data:  # cursor of the previous layout: {name: sha}
+            data = {"content": data}
+        pending = {name: Pending(**p) for name, p in data.pop("pending", {}).items()}
+        return cls(**data, pending=pending)
+
+    def to_cursor(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
 
 
 @dg.sensor(
     name="landing_sensor",
-    description="Starts a raw load for every new or changed file in the landing folder.",
-    minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
+    description="Starts a raw load for every new or changed file in the landing folder; retries failed loads.",
+    minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     asset_selection=[raw_sales, raw_stores],
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
-    requested: dict[str, str] = json.loads(context.cursor or "{}")
-    stores_loaded = context.instance.get_latest_materialization_event(raw_stores.key) is not None
-    runs, new_partitions = [], []
-    for path in landing.landed_files():
-        name = path.name
-        schema = rossmann.file_schema_for(name)
-        if schema is rossmann.SALES and not stores_loaded:
-            context.log.info(f"{name} waits until the store master ({rossmann.STORES_FILE}) has been loaded")
-            continue
-        if schema is None:
-            reason = (f"{name}: not a file the platform knows; expected {rossmann.STORES_FILE} "
-                      "or sales_<YYYY-MM-DD>[_<YYYY-MM-DD>].csv")
-            landing.move_to_quarantine(path, reason)
-            context.log.warning(f"quarantined {reason}")
-            continue
-        digest = content_hash(path)
-        if requested.get(name) == digest:
-            _drop_if_already_handled(context, landing, path, digest)
-            continue
-        twin = next((other for other, h in requested.items() if h == digest and other != name), None)
-        if twin is not None:
-            reason = f"{name}: same content as {twin}, which already landed; not loaded twice"
-            landing.move_to_quarantine(path, reason)
-            context.log.warning(f"quarantined {reason}")
-            continue
-
-        requested[name] = digest
-        run_key = f"{name}@{digest[:16]}"
-        if schema is rossmann.SALES:
-            if not context.instance.has_dynamic_partition(sales_files.name, name):
-                new_partitions.append(name)
-            runs.append(dg.RunRequest(run_key=run_key, partition_key=name, asset_selection=[raw_sales.key]))
-        else:
-            runs.append(dg.RunRequest(run_key=run_key, asset_selection=[raw_stores.key]))
-        context.log.info(f"requesting a load of {name} (sha256 {digest[:12]})")
+    state = LandingState.from_cursor(context.cursor)
+    tick = _Tick(context, landing, state, Settings.from_env(), time.time())
+    entries = landing.entries()
+    for path in entries:
+        try:
+            tick.handle(path)
+        except FileNotFoundError:
+            context.log.info(f"{printable(path.name)} disappeared from landing/ while being looked at")
+        except Exception as error:  # one odd entry never stops the others
+            context.log.warning(f"{printable(path.name)}: not handled this tick ({type(error).__name__}: {error})")
+    present = {p.name for p in entries}
+    state.pending = {n: p for n, p in state.pending.items() if n in present}
+    state.unsettled = {n: s for n, s in tick.unsettled.items()}
     return dg.SensorResult(
-        run_requests=runs,
-        dynamic_partitions_requests=[sales_files.build_add_request(new_partitions)] if new_partitions else [],
-        cursor=json.dumps(requested, sort_keys=True),
+        run_requests=tick.runs,
+        dynamic_partitions_requests=[sales_files.build_add_request(tick.new_partitions)] if tick.new_partitions else [],
+        cursor=state.to_cursor(),
     )
 
 
-def _drop_if_already_handled(context, landing: LandingZone, path, digest: str) -> None:
-    """A re-landed copy of a handled file: archived -> drop it, quarantined -> back to quarantine.
+class _Tick:
+    """One evaluation of the sensor: decides each entry, collects the runs to start."""
 
-    A file whose load is still pending has neither copy and stays where its run will find it.
-    """
-    if landing.holds_identical(landing.archive, path, digest):
+    def __init__(self, context, landing: LandingZone, state: LandingState, settings: Settings, now: float):
+        self.context, self.landing, self.state, self.settings, self.now = context, landing, state, settings, now
+        self.log = context.log
+        self.runs: list[dg.RunRequest] = []
+        self.new_partitions: list[str] = []
+        self.unsettled: dict[str, list] = {}
+        self.stores_loaded = context.instance.get_latest_materialization_event(raw_stores.key) is not None
+
+    def handle(self, path: Path) -> None:
+        name = path.name
+        problem = _problem(path)
+        if problem is not None:
+            self.quarantine(path, f"{printable(name)}: {problem}")
+            return
+        if not self.settled(path):
+            self.log.info(f"{name} is still being written (changed in the last "
+                          f"{self.settings.landing_quiet_seconds:g}s); waiting")
+            return
+        if name != rossmann.STORES_FILE and not self.stores_loaded:
+            self.log.info(f"{name} waits until the store master ({rossmann.STORES_FILE}) has been loaded")
+            return
+        digest = content_hash(path)
+        if self.state.content.get(name) == digest and self.loaded_content(name) == digest:
+            self.drop_duplicate(path)
+        elif self.state.content.get(name) == digest and name in self.state.pending:
+            self.follow_up(path, self.state.pending[name])
+        else:
+            twin = next((n for n, h in self.state.content.items() if h == digest and n != name), None)
+            if twin is not None:
+                self.quarantine(path, f"{name}: same content as {twin}, which already landed; not loaded twice")
+            else:
+                self.request(name, digest)
+
+    def settled(self, path: Path) -> bool:
+        """Unchanged for the quiet period: by its modification time, or by what earlier ticks saw."""
+        info = path.stat()
+        signature = [info.st_size, info.st_mtime_ns]
+        seen = self.state.unsettled.get(path.name)
+        first_seen = seen[2] if seen and seen[:2] == signature else self.now
+        quiet = self.settings.landing_quiet_seconds
+        if self.now - info.st_mtime >= quiet or self.now - first_seen >= quiet:
+            return True
+        self.unsettled[path.name] = [*signature, first_seen]
+        return False
+
+    def request(self, name: str, digest: str, pending: Pending | None = None) -> None:
+        """A run for a new landing of ``name``, or (``pending``) the next attempt of one that failed."""
+        if pending is None:
+            self.state.landings += 1
+            pending = Pending(sha=digest, landed_at=self.now, run_key=f"{name}@{digest[:16]}#{self.state.landings}",
+                              requested_at=self.now)
+            self.log.info(f"requesting a load of {name} (sha256 {digest[:12]}, landing {self.state.landings})")
+        else:
+            pending.attempt += 1
+            pending.run_key = f"{pending.run_key.split('~')[0]}~{pending.attempt}"
+            pending.requested_at, pending.retry_at = self.now, None
+            self.log.warning(f"retrying the load of {name} (attempt {pending.attempt})")
+        self.state.content[name] = digest
+        self.state.pending[name] = pending
+        tags = {LANDED_AT_TAG: datetime.fromtimestamp(pending.landed_at, UTC).isoformat()}
+        if name == rossmann.STORES_FILE:
+            self.runs.append(dg.RunRequest(run_key=pending.run_key, asset_selection=[raw_stores.key], tags=tags))
+            return
+        if not self.context.instance.has_dynamic_partition(sales_files.name, name) and name not in self.new_partitions:
+            self.new_partitions.append(name)
+        self.runs.append(dg.RunRequest(run_key=pending.run_key, partition_key=name,
+                                       asset_selection=[raw_sales.key], tags=tags))
+
+    def follow_up(self, path: Path, pending: Pending) -> None:
+        """The file of a requested load is still here: wait for its run, or try again after it failed."""
+        name = path.name
+        run = self.latest_run(pending.run_key)
+        started = run is not None or self.now - pending.requested_at < self.settings.landing_retry_seconds
+        waiting_for_run = started and (run is None or not run.is_finished or run.tags.get(WILL_RETRY_TAG) == "true")
+        if waiting_for_run:
+            self.report_if_stuck(name, pending, "its load has not finished" if run else "its load has not started")
+        elif pending.retry_at is None:
+            delay = min(self.settings.landing_retry_seconds * 2 ** (pending.attempt - 1), MAX_RETRY_SECONDS)
+            ended = self.ended_at(run) if run else self.now
+            pending.retry_at = ended + delay
+            outcome = f"its load (run {run.run_id}) ended {run.status.value}" if run else "its load never started"
+            self.log.warning(f"{name} is still in landing/: {outcome}; trying again after a {delay:.0f}s back-off "
+                             f"(attempt {pending.attempt + 1})")
+        if pending.retry_at is not None and self.now >= pending.retry_at:
+            self.request(name, pending.sha, pending)
+        elif not waiting_for_run:
+            self.report_if_stuck(name, pending, f"its load failed {pending.attempt} time(s)")
+
+    def report_if_stuck(self, name: str, pending: Pending, why: str) -> None:
+        waited = self.now - pending.landed_at
+        if waited > self.settings.landing_stuck_seconds and not pending.reported_stuck:
+            pending.reported_stuck = True
+            self.log.error(f"STUCK: {name} has waited in landing/ for {waited / 60:.1f} min: {why}")
+
+    def drop_duplicate(self, path: Path) -> None:
         path.unlink()
-        context.log.info(f"{path.name} landed again with the content already loaded; removed from landing")
-    elif landing.holds_identical(landing.quarantine, path, digest):
-        landing.move_to_quarantine(path, (landing.quarantine / f"{path.name}.reason.txt").read_text().strip())
-        context.log.warning(f"{path.name} landed again with the content quarantined before; quarantined again")
+        self.log.info(f"{path.name} landed again with the content already loaded; removed from landing "
+                      f"(that version is in {self.landing.archive / path.name})")
+
+    def quarantine(self, path: Path, reason: str) -> None:
+        target = self.landing.move_to_quarantine(path, reason)
+        self.log.warning(f"quarantined as {target.name}: {reason}")
+
+    def loaded_content(self, name: str) -> str | None:
+        """The content hash of the newest materialization of ``name``: what is loaded under it."""
+        key = raw_stores.key if name == rossmann.STORES_FILE else raw_sales.key
+        partitions = None if name == rossmann.STORES_FILE else [name]
+        records = self.context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1).records
+        if not records:
+            return None
+        entry = records[0].asset_materialization.metadata.get("content_hash")
+        return entry.value if entry else None
+
+    def latest_run(self, run_key: str):
+        runs = self.context.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
+        return runs[0] if runs else None
+
+    def ended_at(self, run) -> float:
+        record = self.context.instance.get_run_record_by_id(run.run_id)
+        return record.end_time if record and record.end_time else self.now
+
+
+def _problem(path: Path) -> str | None:
+    """Why an entry of landing/ cannot be loaded, or None for a regular file with a valid name."""
+    mode = path.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link (to {printable(str(path.readlink()))}), not a file; only regular files are loaded"
+    if not stat.S_ISREG(mode):
+        kind = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket"}.get(
+            stat.S_IFMT(mode), "a device")
+        return f"{kind}, not a file; only regular files are loaded"
+    if printable(path.name) != path.name:
+        return "its name is not valid UTF-8"
+    return rossmann.name_problem(path.name)

@@ -1,13 +1,16 @@
 """Drop generated files into the landing folder the way a real upstream would.
 
 Each file is written under a hidden temporary name and renamed into place, so a
-watcher never sees half a file. Without ``--from`` sales continue the day after
+watcher never sees half a file. Such a file is complete the moment it appears, so
+it is dated ``PLATFORM_LANDING_QUIET_SECONDS`` back: the landing sensor, which waits
+that long for files written in place, loads it at once. Without ``--from`` sales continue the day after
 the last sales file that ever landed (in landing/ or archive/).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -16,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from platform_assets import rossmann
+from platform_assets.settings import Settings
 from platform_assets.sample_data.generator import (
     DEFAULT_SEED,
     HISTORY_END,
@@ -105,5 +109,7 @@ def _write_atomically(
 ) -> LandedFile:
     temporary = target.with_name(f".{target.name}.tmp")
     write(frame, temporary)
+    settled = time.time() - Settings.from_env().landing_quiet_seconds
+    os.utime(temporary, (settled, settled))
     os.replace(temporary, target)
     return LandedFile(target, frame.height)

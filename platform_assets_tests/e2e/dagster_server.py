@@ -88,6 +88,29 @@ class DagsterServer:
         )
         return data["sensorOrError"]["sensorState"]["typeSpecificData"]["lastCursor"]
 
+    def sensor_tick_statuses(self, name: str) -> list[str]:
+        """The statuses of the sensor's recent ticks (SUCCESS, SKIPPED, FAILURE, ...), newest first."""
+        data = self.graphql(
+            """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { ... on Sensor {
+                 sensorState { ticks(limit: 500) { status } } } } }""",
+            {"selector": {"repositoryLocationName": "platform_assets", "repositoryName": "__repository__",
+                          "sensorName": name}},
+        )
+        return [t["status"] for t in data["sensorOrError"]["sensorState"]["ticks"]]
+
+    def step_failures(self, run_id: str) -> list[str]:
+        """The error messages of a run's failed steps."""
+        data = self.graphql(
+            """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {
+                 __typename ... on ExecutionStepFailureEvent { error { message } } } } } }""",
+            {"runId": run_id},
+        )
+        return [e["error"]["message"] for e in data["logsForRun"]["events"]
+                if e["__typename"] == "ExecutionStepFailureEvent"]
+
+    def runs_for_partition(self, partition: str) -> list[dict]:
+        return [r for r in self.runs() if {"key": "dagster/partition", "value": partition} in r["tags"]]
+
     def wait_until(self, predicate, timeout: float, what: str, every: float = 1.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -86,6 +86,20 @@ def test_a_failing_blocking_check_upstream_stops_the_flow(automation, data_dir, 
     assert automation() == set()
 
 
+def test_a_corrected_file_under_the_same_name_resumes_the_flow(automation, data_dir, instance, resources):
+    land(data_dir, days=1)
+    assert automation() == set()
+    assert load(instance, resources).success
+    path = data_dir / "landing" / "sales_2013-01-01.csv"
+    good = path.read_text()
+    path.write_text(good + "1,2,2013-01-01,-50,1,1,0,0,0\n")  # negative sales
+    assert not load(instance, resources, "sales_2013-01-01.csv").success
+    assert automation() == set()  # stopped
+    path.write_text(good)  # the corrected file, same name
+    assert load(instance, resources, "sales_2013-01-01.csv").success
+    assert automation() == {"cleaned/sales", "features/sales_features"}  # resumes by itself
+
+
 def test_a_quarantined_file_does_not_block_later_files(automation, data_dir, instance, resources):
     land(data_dir, days=2)
     assert automation() == set()  # the automation sensor is running before data arrives

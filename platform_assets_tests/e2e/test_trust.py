@@ -119,12 +119,13 @@ def test_odd_files_slow_writers_failed_loads_and_a_bad_master_never_stop_the_pla
 
         # A file that vanished before its run read it (the run waits for a writer holding the
         # warehouse, then fails), landed again with the same bytes: loaded, not ignored.
+        server.wait_until(server.idle, 120, "no run to hold the duckdb pool")  # else the load would only queue
         holder = duckdb.connect(str(data / "warehouse.duckdb"))
         try:
             (landed,) = land(data, first=date(2013, 1, 5), days=1)
             vanished, content = landed.path, landed.path.read_bytes()
             server.wait_until(lambda: any(r["status"] == "STARTED" for r in server.runs_for_partition(vanished.name)),
-                              60, "its run to start")
+                              120, "its run to start")
             vanished.unlink()
             time.sleep(1)
         finally:

@@ -96,7 +96,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
             context.log.warning(f"{printable(path.name)}: not handled this tick ({type(error).__name__}: {error})")
     present = {p.name for p in entries}
     state.pending = {n: p for n, p in state.pending.items() if n in present}
-    state.unsettled = {n: s for n, s in tick.unsettled.items()}
+    state.unsettled = tick.unsettled
     return dg.SensorResult(
         run_requests=tick.runs,
         dynamic_partitions_requests=[sales_files.build_add_request(tick.new_partitions)] if tick.new_partitions else [],

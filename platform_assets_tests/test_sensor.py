@@ -15,6 +15,7 @@ from platform_assets.assets.raw import raw_stores, sales_files
 from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.sample_data.land import land
 from platform_assets_tests.conftest import load_raw
+from platform_assets_tests.fixtures.odd_entries import odd_entries
 
 
 @pytest.fixture
@@ -150,29 +151,6 @@ def test_duplicates_under_another_name_and_unknown_files_are_quarantined(tick, d
     assert "same content as sales_2013-01-01.csv" in (quarantine / "sales_2013-02-01.csv.reason.txt").read_text()
     assert "not a file the platform knows" in (quarantine / "notes.txt.reason.txt").read_text()
     assert (quarantine / "notes.txt").read_text() == "hello"
-
-
-def odd_entries(landing) -> dict[str, str]:
-    """Entries of landing/ that are not loadable files, each with a phrase its quarantine reason must hold."""
-    long_name = "sales_2013-01-05_" + "x" * 229 + ".csv"  # 250 bytes: <name>.reason.txt would not fit
-    os.mkfifo(landing / "sales_2013-01-06.csv")
-    (landing / "sales_2013-01-07.csv").mkdir()
-    (landing / "sales_2013-01-08.csv").symlink_to("/etc/hostname")
-    (landing / long_name).write_text("Store\n")
-    (landing / os.fsdecode(b"sales_\xff\xfe.csv")).write_text("Store\n")
-    (landing / "sales_2015-13-45.csv").write_text("Store\n")
-    (landing / "sales_2015-06-30_2015-06-01.csv").write_text("Store\n")
-    (landing / "sales_2015-02-29.csv").write_text("Store\n")
-    return {
-        "sales_2013-01-06.csv": "a named pipe, not a file",
-        "sales_2013-01-07.csv": "a folder, not a file",
-        "sales_2013-01-08.csv": "a symbolic link (to /etc/hostname), not a file",
-        long_name: "not a file the platform knows",
-        os.fsdecode(b"sales_\xff\xfe.csv"): "its name is not valid UTF-8",
-        "sales_2015-13-45.csv": "2015-13-45 in its name is not a calendar date",
-        "sales_2015-06-30_2015-06-01.csv": "its first day 2015-06-30 is after its last day 2015-06-01",
-        "sales_2015-02-29.csv": "2015-02-29 in its name is not a calendar date",
-    }
 
 
 def test_odd_entries_are_quarantined_with_a_reason_and_never_stop_the_good_file(tick, data_dir, master_loaded):

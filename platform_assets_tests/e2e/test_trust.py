@@ -19,7 +19,7 @@ import pytest
 
 from platform_assets.sample_data.land import land
 from platform_assets_tests.e2e.dagster_server import dagster_dev
-from platform_assets_tests.test_sensor import odd_entries
+from platform_assets_tests.fixtures.odd_entries import odd_entries
 
 pytestmark = pytest.mark.e2e
 

@@ -27,6 +27,7 @@ import json
 import stat
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,7 +114,11 @@ class _Tick:
         self.runs: list[dg.RunRequest] = []
         self.new_partitions: list[str] = []
         self.unsettled: dict[str, list] = {}
-        self.stores_loaded = context.instance.get_latest_materialization_event(raw_stores.key) is not None
+
+    @cached_property
+    def stores_loaded(self) -> bool:
+        """Looked up once a sales file needs it: an idle tick (empty landing/) queries nothing."""
+        return self.context.instance.get_latest_materialization_event(raw_stores.key) is not None
 
     def handle(self, path: Path) -> None:
         name = path.name
@@ -129,9 +134,10 @@ class _Tick:
             self.log.info(f"{name} waits until the store master ({rossmann.STORES_FILE}) has been loaded")
             return
         digest = content_hash(path)
-        if self.state.content.get(name) == digest and self.loaded_content(name) == digest:
+        landed_before = self.state.content.get(name) == digest
+        if landed_before and self.loaded_content(name) == digest:
             self.drop_duplicate(path)
-        elif self.state.content.get(name) == digest and name in self.state.pending:
+        elif landed_before and name in self.state.pending:
             self.follow_up(path, self.state.pending[name])
         else:
             twin = next((n for n, h in self.state.content.items() if h == digest and n != name), None)

@@ -41,7 +41,8 @@ TABLE = "cleaned.sales"
         "rows breaking a hard rule are kept and named in `quality_issue`.\n\n"
         "**Grain:** one row per (store, date); when files overlap, the one that landed last wins.\n\n"
         "**Built by** `transforms/cleaning.py` (Polars) from verified files only (their blocking checks "
-        "passed), incrementally: only the dates of newly verified files are recomputed. Every state is a Delta version under `data/versions/cleaned.sales`. "
+        "passed), incrementally: only the dates of newly verified files are recomputed. Every state is a "
+        "Delta version under `data/versions/cleaned.sales`. "
         "Checked by `soda/contracts/cleaned_sales.yml`."
     ),
 )
@@ -115,7 +116,7 @@ def _dates_to_redo(conn, full_rebuild: bool):
     watermark = tables.read_watermark(conn, TABLE)
     high_water = tables.scalar(conn, f"SELECT max(verified_at) FROM ({ledger.VERIFIED})")
     stores_changed = watermark is not None and tables.scalar(
-        conn, f"SELECT count(*) FROM ops.landed_files WHERE kind = 'stores' AND status = 'loaded' AND verified_at > ?",
+        conn, "SELECT count(*) FROM ops.landed_files WHERE kind = 'stores' AND status = 'loaded' AND verified_at > ?",
         [watermark],
     )
     if full_rebuild or watermark is None or stores_changed:

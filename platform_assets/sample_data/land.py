@@ -3,8 +3,8 @@
 Each file is written under a hidden temporary name and renamed into place, so a
 watcher never sees half a file. Such a file is complete the moment it appears, so
 it is dated ``PLATFORM_LANDING_QUIET_SECONDS`` back: the landing sensor, which waits
-that long for files written in place, loads it at once. Without ``--from`` sales continue the day after
-the last sales file that ever landed (in landing/ or archive/).
+that long for files written in place, loads it at once. Without ``--from`` sales
+continue the day after the last sales file that ever landed (in landing/ or archive/).
 """
 
 from __future__ import annotations

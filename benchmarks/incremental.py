@@ -33,7 +33,7 @@ CHECKS = contract_checks(Settings.from_env().contracts_dir, ASSETS)
 def measure(days: int, repeat: int, workdir: Path) -> dict:
     data_dir = workdir / f"history_{days}"
     resources = {"landing": LandingZone(data_dir=str(data_dir)),
-                 "warehouse": Warehouse(database=str(data_dir / "warehouse.duckdb"))}
+                 "warehouse": Warehouse.embedded(data_dir)}
     with dg.DagsterInstance.ephemeral() as instance:
 
         def load(name=None):

@@ -85,7 +85,7 @@ def platform(data_dir: Path) -> tuple[int, float]:
     from platform_assets.settings import Settings
 
     landing = LandingZone(data_dir=str(data_dir))
-    resources = {"landing": landing, "warehouse": Warehouse(database=str(data_dir / "warehouse.duckdb"))}
+    resources = {"landing": landing, "warehouse": Warehouse.embedded(data_dir)}
     assets = [raw_stores, raw_sales, cleaned_sales, sales_features]
     checks = contract_checks(Settings.from_env().contracts_dir, assets)
     files = [p.name for p in landing.entries()]

@@ -9,13 +9,14 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
-from platform_assets.resources import Warehouse
-from platform_assets.rollback import VERSIONED_TABLES, rollback
 from platform_assets.sample_data.generator import DEFAULT_SEED, N_STORES
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
-from platform_assets.versions import VersionError, history
+from platform_assets.warehouse import snapshots
+from platform_assets.warehouse.lake import LakeError, Warehouse
+from platform_assets.warehouse.snapshots import VERSIONED_TABLES, VersionError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,18 +44,31 @@ def main(argv: list[str] | None = None) -> int:
     land_cmd.add_argument("--data-dir", type=Path, default=None,
                           help="defaults to $PLATFORM_DATA_DIR or ./data")
 
-    versions_cmd = commands.add_parser("versions", help="list the Delta versions of a versioned table")
+    sql_cmd = commands.add_parser(
+        "sql", help="query the lake read-only (runs may write it meanwhile)",
+        description="Run SQL against the lake, attached read-only: tables are raw.*, cleaned.*, features.*, ops.*; "
+        "time travel with `AT (VERSION => n)`.")
+    sql_cmd.add_argument("query")
+    sql_cmd.add_argument("--max-rows", type=int, default=40, help="rows to print (default 40)")
+    versions_cmd = commands.add_parser("versions", help="list the versions (lake snapshots) of a versioned table")
     versions_cmd.add_argument("table", choices=VERSIONED_TABLES)
     rollback_cmd = commands.add_parser(
-        "rollback", help="restore a table to an earlier version (itself recorded as a new version)")
+        "rollback", help="restore a table to an earlier version (itself committed as a new version)")
     rollback_cmd.add_argument("table", choices=VERSIONED_TABLES)
-    rollback_cmd.add_argument("--version", type=int, required=True, help="the Delta version to restore")
+    rollback_cmd.add_argument("--version", type=int, required=True, help="the snapshot to restore")
 
     args = parser.parse_args(argv)
-    if args.command == "versions":
-        return _versions(args.table)
-    if args.command == "rollback":
-        return _rollback(args.table, args.version)
+    try:
+        if args.command == "sql":
+            return _sql(args.query, args.max_rows)
+        if args.command == "versions":
+            return _versions(args.table)
+        if args.command == "rollback":
+            return _rollback(args.table, args.version)
+    except (LakeError, VersionError, duckdb.Error) as error:
+        message = error.description if isinstance(error, LakeError) else str(error)
+        print(f"platform-assets {args.command}: {message}", file=sys.stderr)
+        return 1
     data_dir = args.data_dir.resolve() if args.data_dir else Settings.from_env().data_dir
     try:
         landed = land(data_dir, batch=args.batch, first=args.first, days=args.days,
@@ -69,34 +83,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _warehouse() -> Warehouse:
-    return Warehouse.from_settings(Settings.from_env())
+def _warehouse(read_only: bool) -> Warehouse:
+    return Warehouse.from_settings(Settings.from_env(), read_only=read_only)
+
+
+def _sql(query: str, max_rows: int) -> int:
+    with _warehouse(read_only=True).get_connection() as conn:
+        result = conn.sql(query)
+        if result is not None:
+            result.show(max_rows=max_rows, max_width=10_000)
+    return 0
 
 
 def _versions(table: str) -> int:
-    try:
-        entries = history(_warehouse().versions_path, table)
-    except VersionError as error:
-        print(f"platform-assets versions: {error}", file=sys.stderr)
-        return 1
-    print(f"{'version':>7}  {'time':<19}  {'action':<16}  {'run id':<36}  {'rows':>10}  data version")
+    with _warehouse(read_only=True).get_connection() as conn:
+        entries = snapshots.history(conn, table)
+    print(f"{'version':>7}  {'time':<19}  {'action':<24}  {'run id':<36}  {'rows':>10}  data version")
     for e in entries:
-        print(f"{e['version']:>7}  {e['time']:%Y-%m-%d %H:%M:%S}  {e['action'] or '':<16}  {e['run_id'] or '-':<36}  "
+        print(f"{e['version']:>7}  {e['time']:%Y-%m-%d %H:%M:%S}  {e['action'] or '':<24}  {e['run_id'] or '-':<36}  "
               f"{e['rows'] or 0:>10,}  {e['data_version']}")
+    if not entries:
+        print(f"(none kept: {table} was never materialized, or its versions were expired by maintenance)")
     return 0
 
 
 def _rollback(table: str, version: int) -> int:
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    try:
-        done = rollback(_warehouse(), table, version, instance)
-    except VersionError as error:
-        print(f"platform-assets rollback: {error}", file=sys.stderr)
-        return 1
+    with _warehouse(read_only=False).get_connection() as conn:
+        done = snapshots.rollback(conn, table, version)
     print(f"{table}: restored version {done['restored_version']} ({done['rows']:,} rows, data version "
           f"{done['data_version']}) as new version {done['new_version']}")
     if instance is None:
         print("DAGSTER_HOME is not set: the rollback is not recorded in Dagster", file=sys.stderr)
+    else:
+        snapshots.record_rollback(instance, done)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The two things assets touch: the DuckDB warehouse and the landing zone."""
+"""The resources assets use: the lake (``warehouse/``), the landing zone and the model store."""
 
 from __future__ import annotations
 
@@ -7,55 +7,19 @@ import itertools
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
-from dagster_duckdb import DuckDBResource
 
-from platform_assets.settings import Settings
+from platform_assets.warehouse.lake import Warehouse
+
+__all__ = ["LandingZone", "ModelStore", "Warehouse"]
 
 # Names of quarantined entries stay this short, so ``<name>.<n>.reason.txt`` fits the usual 255-byte limit.
 MAX_NAME_BYTES = 200
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ ()+,=@-]*")
 ARCHIVE_HASH_CHARS = 12
-
-
-class Warehouse(DuckDBResource):
-    """The DuckDB file all layers live in (one schema per layer), and the Delta history of its tables.
-
-    Versions live in ``versions/`` beside the DuckDB file unless ``versions_dir`` says otherwise.
-    """
-
-    versions_dir: str | None = None
-    version_retention_hours: int = 24 * 30
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "Warehouse":
-        return cls(database=str(settings.warehouse_path), version_retention_hours=settings.version_retention_hours)
-
-    @property
-    def versions_path(self) -> Path:
-        return Path(self.versions_dir) if self.versions_dir else Path(self.database).parent / "versions"
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if self.database != ":memory:":
-            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-
-    @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The parent's connection (with its retry on a locked file), closed on errors too.
-
-        The parent closes only on success; a failed step would keep the file open.
-        """
-        with super().get_connection() as conn:
-            try:
-                yield conn
-            finally:
-                conn.close()
 
 
 class LandingZone(dg.ConfigurableResource):

@@ -5,7 +5,8 @@ All data lives under PLATFORM_DATA_DIR (default ``./data``):
     landing/     upstream drops files here
     archive/     every loaded version of a file: ``archive/<name>/<landed at>-<sha256 prefix>.csv``
     quarantine/  entries that could not be loaded, each with ``<name>.reason.txt``
-    warehouse.duckdb
+    lake.sqlite  the DuckLake catalog (embedded default; PLATFORM_LAKE_CATALOG moves it to PostgreSQL)
+    lake/        the lake's Parquet files (PLATFORM_LAKE_DATA_PATH moves them to shared storage)
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATA_DIR_ENV = "PLATFORM_DATA_DIR"
-WAREHOUSE_ENV = "PLATFORM_WAREHOUSE"
+LAKE_CATALOG_ENV = "PLATFORM_LAKE_CATALOG"
+LAKE_DATA_PATH_ENV = "PLATFORM_LAKE_DATA_PATH"
 SENSOR_INTERVAL_ENV = "PLATFORM_SENSOR_INTERVAL_SECONDS"
 CONTRACTS_ENV = "PLATFORM_CONTRACTS_DIR"
 AUTOMATION_INTERVAL_ENV = "PLATFORM_AUTOMATION_INTERVAL_SECONDS"
@@ -31,7 +33,10 @@ DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "soda" / "contr
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    warehouse_path: Path
+    # DuckLake's catalog database: sqlite:<file> (embedded) or postgres:<libpq connection string>
+    lake_catalog: str
+    # where the lake's Parquet files live: a folder every run can reach, or an object-store URL
+    lake_data_path: str
     sensor_interval_seconds: int
     automation_interval_seconds: int
     contracts_dir: Path
@@ -47,10 +52,10 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         data_dir = Path(os.environ.get(DATA_DIR_ENV, "data")).resolve()
-        warehouse = os.environ.get(WAREHOUSE_ENV) or str(data_dir / "warehouse.duckdb")
         return cls(
             data_dir=data_dir,
-            warehouse_path=Path(warehouse).resolve(),
+            lake_catalog=os.environ.get(LAKE_CATALOG_ENV) or embedded_lake(data_dir)[0],
+            lake_data_path=os.environ.get(LAKE_DATA_PATH_ENV) or embedded_lake(data_dir)[1],
             sensor_interval_seconds=int(os.environ.get(SENSOR_INTERVAL_ENV, "10")),
             automation_interval_seconds=int(os.environ.get(AUTOMATION_INTERVAL_ENV, "30")),
             contracts_dir=Path(os.environ.get(CONTRACTS_ENV, DEFAULT_CONTRACTS_DIR)).resolve(),
@@ -68,3 +73,8 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+def embedded_lake(data_dir: Path) -> tuple[str, str]:
+    """(catalog, data path) of the lake kept inside a data directory: ``lake.sqlite`` and ``lake/``."""
+    return f"sqlite:{data_dir / 'lake.sqlite'}", f"{data_dir / 'lake'}/"

@@ -1,5 +1,7 @@
 """Shared fixtures: a temp data dir, real resources and a real (ephemeral) Dagster instance."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -42,15 +44,17 @@ def landing(data_dir: Path) -> LandingZone:
     return LandingZone(data_dir=str(data_dir))
 
 
-@pytest.fixture
-def warehouse_path(data_dir: Path) -> Path:
-    return data_dir / "warehouse.duckdb"
+@contextmanager
+def lake(data_dir: Path, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The test's lake, as a reader (or another writer) beside the runs would open it."""
+    with Warehouse.embedded(data_dir, read_only=read_only).get_connection() as conn:
+        yield conn
 
 
 @pytest.fixture
-def resources(landing: LandingZone, warehouse_path: Path) -> dict:
-    return {"landing": landing, "warehouse": Warehouse(database=str(warehouse_path)),
-            "models": ModelStore(models_dir=str(warehouse_path.parent / "models"))}
+def resources(landing: LandingZone, data_dir: Path) -> dict:
+    return {"landing": landing, "warehouse": Warehouse.embedded(data_dir),
+            "models": ModelStore(models_dir=str(data_dir / "models"))}
 
 
 @pytest.fixture
@@ -66,13 +70,13 @@ def load(instance, resources):
 
 
 @pytest.fixture
-def query(warehouse_path: Path):
-    """Run SQL read-only against the test warehouse (None if it does not exist yet)."""
+def query(data_dir: Path):
+    """Run SQL read-only against the test's lake (None if it does not exist yet)."""
 
     def _query(sql: str, params=None):
-        if not warehouse_path.exists():
+        if not (data_dir / "lake.sqlite").exists():
             return None
-        with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        with lake(data_dir) as conn:
             return conn.execute(sql, params or []).fetchall()
 
     return _query

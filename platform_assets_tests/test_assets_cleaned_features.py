@@ -4,20 +4,19 @@ import shutil
 from datetime import date, timedelta
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
 from polars.testing import assert_frame_equal
 
-from platform_assets import tables
+from platform_assets.warehouse import tables
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.features import sales_features
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.sample_data.land import land
 from platform_assets.transforms.features import LAGS, WINDOWS
-from platform_assets_tests.conftest import load_raw
+from platform_assets_tests.conftest import lake, load_raw
 
 DOWNSTREAM = [cleaned_sales, sales_features]
 
@@ -33,8 +32,8 @@ def metadata(result, key):
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
-def table(path, name) -> pl.DataFrame:
-    with duckdb.connect(str(path), read_only=True) as conn:
+def table(data_dir, name) -> pl.DataFrame:
+    with lake(data_dir) as conn:
         return conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {name} ORDER BY store, date").pl()
 
 
@@ -44,19 +43,19 @@ def full_warehouse(full_history, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("layers") / "data"
     shutil.copytree(full_history, data_dir)
     resources = {"landing": LandingZone(data_dir=str(data_dir)),
-                 "warehouse": Warehouse(database=str(data_dir / "warehouse.duckdb"))}
+                 "warehouse": Warehouse.embedded(data_dir)}
     with dg.DagsterInstance.ephemeral() as instance:
         assert load_raw(instance, resources).success
         assert load_raw(instance, resources, "sales_2013-01-01_2015-07-31.csv").success
         result = build(resources, instance)
-    return data_dir / "warehouse.duckdb", result
+    return data_dir, result
 
 
 def test_full_history_builds_one_row_per_store_and_day(full_warehouse):
     path, result = full_warehouse
     assert metadata(result, "cleaned/sales")["dagster/row_count"] == 1_017_209
     assert metadata(result, "features/sales_features")["dagster/row_count"] == 1_017_209
-    with duckdb.connect(str(path), read_only=True) as conn:
+    with lake(path) as conn:
         assert conn.sql("SELECT count(*) FROM (SELECT DISTINCT store, date FROM features.sales_features)").fetchall() == [
             (1_017_209,)]
         assert conn.sql("SELECT count(*) FROM cleaned.sales WHERE quality_issue IS NOT NULL").fetchall() == [(0,)]
@@ -73,7 +72,7 @@ def test_every_lag_and_rolling_value_matches_sql_window_functions(full_warehouse
         for w in WINDOWS for fn, name in (("avg", "mean"), ("stddev_samp", "std")))
     columns = [f"{c}_lag_{k}" for k in LAGS for c in ("sales", "customers")] + [
         f"sales_{n}_{w}d" for w in WINDOWS for n in ("mean", "std")]
-    with duckdb.connect(str(path), read_only=True) as conn:
+    with lake(path) as conn:
         expected = conn.sql(f"SELECT store, date, {lags}, {windows} FROM cleaned.sales c ORDER BY store, date").pl()
         actual = conn.sql(f"SELECT store, date, {', '.join(columns)} FROM features.sales_features "
                           "ORDER BY store, date").pl()
@@ -104,8 +103,7 @@ def test_materializations_carry_schema_and_column_lineage_back_to_raw(full_wareh
     assert {d.column_name for deps in feature_deps.values() for d in deps} <= cleaned_columns
 
 
-def test_incremental_daily_updates_equal_a_full_rebuild(data_dir, resources, instance, load, warehouse_path, tmp_path,
-                                                       monkeypatch):
+def test_incremental_daily_updates_equal_a_full_rebuild(data_dir, resources, instance, load, monkeypatch):
     start = date(2014, 6, 10)  # crosses the start of the 180-store gap on 2014-07-01
     land(data_dir, batch="all", first=start, days=14)
     assert load().success and load("sales_2014-06-10_2014-06-23.csv").success
@@ -123,19 +121,18 @@ def test_incremental_daily_updates_equal_a_full_rebuild(data_dir, resources, ins
     assert (cleaned["mode"], cleaned["dates_recomputed"], cleaned["rows_written"]) == ("incremental", 1, 935)
     assert features["mode"] == "incremental" and features["rows_written"] < 40 * 935
 
-    overlap_rows = table(warehouse_path, "cleaned.sales").filter(pl.col("date") == start + timedelta(days=19))
+    overlap_rows = table(data_dir, "cleaned.sales").filter(pl.col("date") == start + timedelta(days=19))
     assert set(overlap_rows["_source_file"]) == {"sales_2014-06-28_2014-07-04.csv"}
 
-    rebuilt_path = tmp_path / "rebuilt.duckdb"
-    shutil.copy(warehouse_path, rebuilt_path)
+    incremental = {name: table(data_dir, name) for name in ("cleaned.sales", "features.sales_features")}
     monkeypatch.setattr(tables, "CHUNK_ROWS", 5_000)  # the rebuild goes a few days at a time
-    with duckdb.connect(str(rebuilt_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         assert len(tables.date_chunks(conn, "cleaned.sales", "date", tables.CHUNK_ROWS)) > 5
-    rebuilt = build({**resources, "warehouse": Warehouse(database=str(rebuilt_path))}, instance, full_rebuild=True)
+    rebuilt = build(resources, instance, full_rebuild=True)
     assert metadata(rebuilt, "features/sales_features")["mode"] == "full"
-    for name in ("cleaned.sales", "features.sales_features"):
-        assert_frame_equal(table(warehouse_path, name), table(rebuilt_path, name))
-    assert table(rebuilt_path, "features.sales_features").height == 1115 * 21 + 935 * 19
+    for name, rows in incremental.items():
+        assert_frame_equal(rows, table(data_dir, name))
+    assert incremental["features.sales_features"].height == 1115 * 21 + 935 * 19
 
 
 def test_a_new_store_master_recomputes_everything(data_dir, resources, instance, load):

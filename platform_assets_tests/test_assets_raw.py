@@ -176,7 +176,7 @@ def test_the_whole_history_loads_in_one_partition(full_history, tmp_path, instan
     data_dir = tmp_path / "copy"
     shutil.copytree(full_history, data_dir)
     resources = {"landing": LandingZone(data_dir=str(data_dir)),
-                 "warehouse": Warehouse(database=str(data_dir / "warehouse.duckdb"))}
+                 "warehouse": Warehouse.embedded(data_dir)}
     name = "sales_2013-01-01_2015-07-31.csv"
     instance.add_dynamic_partitions(sales_files.name, [name])
     assert dg.materialize([raw_stores], resources=resources, instance=instance).success

@@ -7,7 +7,6 @@ import hashlib
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from platform_assets.assets.cleaned import cleaned_sales
@@ -17,7 +16,7 @@ from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
-from platform_assets_tests.conftest import load_raw
+from platform_assets_tests.conftest import lake, load_raw
 from platform_assets_tests.fixtures.bad_files import corpus
 
 ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
@@ -34,7 +33,7 @@ def corpus_files() -> dict[str, Path]:
 
 
 @pytest.fixture
-def day_before(data_dir, instance, resources, warehouse_path):
+def day_before(data_dir, instance, resources):
     """The store master and the day before the corpus day, through every layer."""
     (landed,) = land(data_dir, first=corpus.DAY.replace(day=corpus.DAY.day - 1), days=1)[1:]
     instance.add_dynamic_partitions(sales_files.name, [landed.path.name])
@@ -50,9 +49,9 @@ def run(instance, resources, partition: str) -> dg.ExecuteInProcessResult:
                           instance=instance, resources=resources, raise_on_error=False)
 
 
-def fingerprint(warehouse_path: Path, excluding: str) -> str:
+def fingerprint(data_dir: Path, excluding: str) -> str:
     """Every table's rows except those of the file under test (and the ledger's note of it)."""
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         tables = conn.sql("SELECT table_schema || '.' || table_name FROM information_schema.tables "
                           "ORDER BY 1").fetchall()
         rows = {t: sorted(map(repr, conn.sql(f"SELECT * FROM {t}").fetchall())) for (t,) in tables}
@@ -66,16 +65,16 @@ def blocking_failures(result) -> set[str]:
 
 @pytest.mark.parametrize("case_name", sorted(CASES))
 def test_each_bad_file_gets_its_documented_outcome(case_name, corpus_files, day_before, data_dir, instance,
-                                                   resources, warehouse_path):
+                                                   resources):
     case = CASES[case_name]
     landed = data_dir / "landing" / case.name
     landed.write_bytes(corpus_files[case_name].read_bytes())
     instance.add_dynamic_partitions(sales_files.name, [case.name])
-    before = fingerprint(warehouse_path, case.name)
+    before = fingerprint(data_dir, case.name)
 
     result = run(instance, resources, case.name)
 
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         loaded = conn.execute("SELECT count(*) FROM raw.sales WHERE _source_file = ?", [case.name]).fetchall()[0][0]
         features = conn.sql("SELECT count(DISTINCT date) FROM features.sales_features").fetchall()[0][0]
     if case.outcome == "quarantined":
@@ -85,7 +84,7 @@ def test_each_bad_file_gets_its_documented_outcome(case_name, corpus_files, day_
         assert "Traceback" not in message
         assert (data_dir / "quarantine" / case.name).read_bytes() == case.content  # kept byte for byte
         assert case.detail in (data_dir / "quarantine" / f"{case.name}.reason.txt").read_text()
-        assert loaded == 0 and fingerprint(warehouse_path, case.name) == before
+        assert loaded == 0 and fingerprint(data_dir, case.name) == before
     elif case.outcome == "fails_check":
         assert blocking_failures(result) == {case.detail}
         assert loaded == len(case.content.splitlines()) - 1  # all of it or nothing: here all of it

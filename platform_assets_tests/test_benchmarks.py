@@ -7,7 +7,6 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 from polars.testing import assert_frame_equal
 
@@ -15,6 +14,7 @@ from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
 from platform_assets.transforms.features import COLUMNS
 from platform_assets.sample_data.land import land
+from platform_assets_tests.conftest import lake
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -38,7 +38,7 @@ def test_pipeline_benchmark_smoke():
     assert platform_rows[1] > 3.9 * platform_rows[0]  # 4x the stores really is ~4x the rows
 
 
-def test_pandas_baseline_builds_the_platforms_features(data_dir, load, resources, instance, warehouse_path, tmp_path):
+def test_pandas_baseline_builds_the_platforms_features(data_dir, load, resources, instance, tmp_path):
     """Same cleaning, same features: the comparison is like for like (and the baseline's checks pass)."""
     land(data_dir, batch="all", first=date(2014, 6, 1), days=60)  # crosses the 180-store gap of July 2014
     shutil.copytree(data_dir / "landing", tmp_path / "files")
@@ -46,7 +46,7 @@ def test_pandas_baseline_builds_the_platforms_features(data_dir, load, resources
     assert not {name: count for name, count in failures.items() if count}
     assert load().success and load("sales_2014-06-01_2014-07-30.csv").success
     assert dg.materialize([cleaned_sales, sales_features], resources=resources, instance=instance).success
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         actual = conn.sql("SELECT * EXCLUDE (_updated_at) FROM features.sales_features").pl()
 
     def comparable(frame: pl.DataFrame) -> pl.DataFrame:

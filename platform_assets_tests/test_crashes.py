@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
-from platform_assets import versions
 from platform_assets.assets.raw import sales_files
 from platform_assets.sample_data.land import land
+from platform_assets.warehouse import digests, snapshots
+from platform_assets_tests.conftest import lake
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = "features.sales_features"
@@ -69,7 +69,7 @@ def add_partition(env: dict, name: str) -> None:
 
 
 def query(data_dir: Path, sql: str, params=None):
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+    with lake(data_dir) as conn:
         return conn.execute(sql, params or []).fetchall()
 
 
@@ -103,28 +103,31 @@ def test_a_feature_rebuild_killed_mid_write_leaves_the_last_version_and_a_rerun_
     assert materialize(home, "cleaned/sales,features/sales_features")[0] == 0
 
     def state():
-        with duckdb.connect(str(data_dir / "warehouse.duckdb")) as conn:
-            return (versions.data_version(conn, FEATURES),
+        with lake(data_dir, read_only=False) as conn:
+            return (digests.data_version(conn, FEATURES),
                     conn.sql(f"SELECT count(*), max(_updated_at) FROM {FEATURES}").fetchall(),
                     conn.sql("SELECT * FROM ops.watermarks ORDER BY ALL").fetchall())
 
-    before = state()
-    history = versions.history(data_dir / "versions", FEATURES)
+    def history():
+        with lake(data_dir) as conn:
+            return snapshots.history(conn, FEATURES)
+
+    before, versions = state(), history()
     rebuild = '{"ops": {"features__sales_features": {"config": {"full_rebuild": true}}}}'
 
     code, log = materialize(home, "features/sales_features", config=rebuild, kill_after="chunk 1/2 written")
     assert code == -signal.SIGKILL and "built" not in log
 
     assert state() == before
-    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as conn:  # the stored digest is the table's
-        versions.recompute_digest(conn, FEATURES)
-        assert versions.data_version(conn, FEATURES) == before[0]
-    assert versions.history(data_dir / "versions", FEATURES) == history  # no version was half-published
+    with lake(data_dir, read_only=False) as conn:  # the stored digest is the table's
+        digests.recompute_digest(conn, FEATURES)
+        assert digests.data_version(conn, FEATURES) == before[0]
+    assert history() == versions  # no snapshot was half-committed
     terminate_the_killed_run(home)
     code, log = materialize(home, "features/sales_features", config=rebuild)
     assert code == 0, log[-3000:]
     after = state()
     assert after[0] == before[0] and after[1][0][0] == before[1][0][0]  # same rows as an uninterrupted run
-    latest = versions.history(data_dir / "versions", FEATURES)[0]["version"]
-    assert latest == history[0]["version"] + 1
-    assert versions.read_version(data_dir / "versions", FEATURES, latest).height == before[1][0][0]
+    latest = history()[0]["version"]
+    assert latest > versions[0]["version"]
+    assert query(data_dir, f"SELECT count(*) FROM {FEATURES} AT (VERSION => {latest})") == [(before[1][0][0],)]

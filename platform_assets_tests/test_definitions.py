@@ -25,3 +25,10 @@ def test_definitions_hold_the_raw_layer():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw/stores", "raw/sales"} <= keys
     assert defs.resolve_sensor_def("landing_sensor").default_status.value == "RUNNING"
+
+
+def test_lake_maintenance_runs_nightly_by_default():
+    from platform_assets.definitions import defs
+
+    schedule = defs.resolve_schedule_def("nightly_lake_maintenance")
+    assert schedule.default_status.value == "RUNNING" and schedule.job_name == "lake_maintenance"

@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from platform_assets.assets.cleaned import cleaned_sales
@@ -15,6 +14,7 @@ from platform_assets.quality.contracts import ContractError, load_contract
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
+from platform_assets_tests.conftest import lake
 
 CONTRACTS = Settings.from_env().contracts_dir
 ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
@@ -47,15 +47,15 @@ def materialized(result) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
-def fingerprint(warehouse_path: Path) -> str:
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+def fingerprint(data_dir: Path) -> str:
+    with lake(data_dir) as conn:
         rows = [conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {t} ORDER BY ALL").fetchall()
                 for t in ("cleaned.sales", "features.sales_features")]
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
 @pytest.fixture
-def pipeline(data_dir, resources, instance, warehouse_path):
+def pipeline(data_dir, resources, instance):
     """Store master and three clean days through every layer and every check."""
     land(data_dir, days=3)
     names = sorted(p.name for p in (data_dir / "landing").glob("sales_*.csv"))
@@ -68,9 +68,9 @@ def pipeline(data_dir, resources, instance, warehouse_path):
 
     def land_batch(lines: list[str]) -> dg.ExecuteInProcessResult:
         (data_dir / "landing" / f"sales_{DAY}.csv").write_text("\n".join([HEADER, *lines]) + "\n")
-        before = fingerprint(warehouse_path)
+        before = fingerprint(data_dir)
         result = run(instance, resources, f"sales_{DAY}.csv")
-        result.downstream_unchanged = fingerprint(warehouse_path) == before
+        result.downstream_unchanged = fingerprint(data_dir) == before
         return result
 
     return land_batch
@@ -141,11 +141,11 @@ def test_file_level_defects_never_reach_a_table_or_a_check(pipeline, data_dir):
         (data_dir / "quarantine" / f"sales_{DAY}.csv").unlink()
 
 
-def test_table_drift_fails_the_schema_check(pipeline, instance, resources, warehouse_path):
+def test_table_drift_fails_the_schema_check(pipeline, instance, resources, data_dir):
     """A table whose columns drifted from the contract (missing column, wrong type) fails its schema check."""
-    with duckdb.connect(str(warehouse_path)) as conn:
+    with lake(data_dir, read_only=False) as conn:
         conn.execute("ALTER TABLE raw.stores DROP COLUMN CompetitionOpenSinceYear")
-        conn.execute("ALTER TABLE raw.sales ALTER COLUMN Promo TYPE VARCHAR")
+        conn.execute("ALTER TABLE raw.sales ALTER COLUMN Promo TYPE DOUBLE")  # a lake allows widening only
     stores = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, raise_on_error=False,
                             selection=dg.AssetSelection.checks_for_assets(raw_stores))
     assert set(failed(stores)) == {"raw/stores:raw_stores_schema"}
@@ -155,43 +155,43 @@ def test_table_drift_fails_the_schema_check(pipeline, instance, resources, wareh
     assert blocking == {"raw/sales:raw_sales_schema"}
 
 
-def bypass_raw_checks(warehouse_path: Path, name: str) -> None:
+def bypass_raw_checks(data_dir: Path, name: str) -> None:
     """Mark a file verified although its raw checks failed: what a wrong raw check would let through."""
-    with duckdb.connect(str(warehouse_path)) as conn:
+    with lake(data_dir, read_only=False) as conn:
         conn.execute("UPDATE ops.landed_files SET verified_at = now() WHERE file_name = ? AND status = 'loaded'", [name])
 
 
 def test_a_manual_materialization_downstream_never_reads_a_batch_whose_checks_failed(
-        pipeline, instance, resources, warehouse_path):
+        pipeline, instance, resources, data_dir):
     assert not pipeline(GOOD[:-1] + [f"1115,3,{DAY},-10,1,1,0,0,0"]).success  # raw check fails
     result = run(instance, resources, assets=[cleaned_sales, sales_features])  # someone clicks Materialize
     assert result.success and materialized(result) == {"cleaned/sales", "features/sales_features"}
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         for table in ("cleaned.sales", "features.sales_features"):
             assert conn.sql(f"SELECT count(*) FROM {table} WHERE date = '{DAY}'").fetchall() == [(0,)]
         assert conn.sql("SELECT count(*) FROM raw.sales WHERE Sales < 0").fetchall() == [(1,)]  # kept in raw
 
     fixed = pipeline(GOOD)  # the corrected file flows
     assert fixed.success and materialized(fixed) == {"raw/sales", "cleaned/sales", "features/sales_features"}
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(1115,)]
 
 
-def test_cleaned_checks_guard_features_when_raw_checks_are_bypassed(pipeline, instance, resources, warehouse_path):
+def test_cleaned_checks_guard_features_when_raw_checks_are_bypassed(pipeline, instance, resources, data_dir):
     pipeline(GOOD[:-1] + [f"1115,3,{DAY},700,70,0,0,0,0"])  # raw check fails; cleaned did not run
-    bypass_raw_checks(warehouse_path, f"sales_{DAY}.csv")
-    before = fingerprint(warehouse_path)
+    bypass_raw_checks(data_dir, f"sales_{DAY}.csv")
+    before = fingerprint(data_dir)
     result = run(instance, resources, assets=[cleaned_sales, sales_features])  # someone runs cleaned by hand
     assert materialized(result) == {"cleaned/sales"}
     assert {k for k in failed(result) if k.split(":")[1] not in ADVISORY} == {
         "cleaned/sales:no_sales_when_closed", "cleaned/sales:no_quality_issue"}
     assert failed(result)["cleaned/sales:no_quality_issue"].metadata["failed_rows_count"].value == 1
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(0,)]
-    assert fingerprint(warehouse_path) != before  # cleaned changed, features did not run
+    assert fingerprint(data_dir) != before  # cleaned changed, features did not run
 
 
-def test_layer_checks_read_the_rows_not_yet_verified(pipeline, data_dir, instance, resources, warehouse_path):
+def test_layer_checks_read_the_rows_not_yet_verified(pipeline, data_dir, instance, resources):
     """Cleaned checks read the rows written since the last passing run; rows that failed are read again."""
 
     def land_day(day: str, weekday: int, bad_row: bool = False) -> dg.ExecuteInProcessResult:
@@ -209,7 +209,7 @@ def test_layer_checks_read_the_rows_not_yet_verified(pipeline, data_dir, instanc
         return evaluation
 
     pipeline(GOOD[:-1] + [f"1115,3,{DAY},700,70,0,0,0,0"])  # raw check fails, cleaned did not run
-    bypass_raw_checks(warehouse_path, f"sales_{DAY}.csv")
+    bypass_raw_checks(data_dir, f"sales_{DAY}.csv")
     forced = run(instance, resources, assets=[cleaned_sales])  # someone runs cleaned by hand
     assert cleaned_check(forced, "no_quality_issue").metadata["failed_rows_count"].value == 1
 
@@ -276,9 +276,9 @@ def test_every_contract_loads_and_names_its_table():
     assert tables == {"raw.sales", "raw.stores", "cleaned.sales", "features.sales_features"}
 
 
-def test_rows_outside_the_days_of_the_file_name_fail_and_never_overwrite_those_days(pipeline, warehouse_path):
+def test_rows_outside_the_days_of_the_file_name_fail_and_never_overwrite_those_days(pipeline, data_dir):
     """sales_2013-01-09.csv holding the rows of 2013-01-02 (a Wednesday too): a mislabeled file."""
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         before = conn.sql("SELECT sum(sales) FROM cleaned.sales WHERE date = '2013-01-02'").fetchall()
     result = pipeline([g.replace(DAY, "2013-01-02") for g in GOOD])
     assert {k for k in failed(result) if k.split(":")[1] not in ADVISORY} == {"raw/sales:dates_within_file_name"}
@@ -286,12 +286,11 @@ def test_rows_outside_the_days_of_the_file_name_fail_and_never_overwrite_those_d
     assert evaluation.metadata["failed_rows_count"].value == 1115
     assert "| 1 | 3 | 2013-01-02 |" in evaluation.metadata["failing_rows"].value
     assert materialized(result) == {"raw/sales"} and result.downstream_unchanged
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         assert conn.sql("SELECT sum(sales) FROM cleaned.sales WHERE date = '2013-01-02'").fetchall() == before
 
 
-def test_a_correction_still_wins_after_the_older_file_is_loaded_again(pipeline, data_dir, instance, resources,
-                                                                      warehouse_path):
+def test_a_correction_still_wins_after_the_older_file_is_loaded_again(pipeline, data_dir, instance, resources):
     """Precedence is by when a file landed, not when it was last loaded (e.g. "Materialize all" in the UI)."""
     (older,) = (data_dir / "archive" / "sales_2013-01-02.csv").iterdir()
     header, *rows = older.read_text().splitlines()
@@ -302,7 +301,7 @@ def test_a_correction_still_wins_after_the_older_file_is_loaded_again(pipeline, 
     instance.add_dynamic_partitions(sales_files.name, [correction])
 
     def cleaned_total() -> int:
-        with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        with lake(data_dir) as conn:
             return conn.sql("SELECT sum(sales) FROM cleaned.sales WHERE date = '2013-01-02'").fetchall()[0][0]
 
     original = cleaned_total()
@@ -313,7 +312,7 @@ def test_a_correction_still_wins_after_the_older_file_is_loaded_again(pipeline, 
 
 
 def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_resumes(
-        pipeline, data_dir, instance, resources, warehouse_path):
+        pipeline, data_dir, instance, resources):
     from platform_assets.automation.conditions import with_automation
     from platform_assets.automation.recheck_sensor import recheck_sensor, sales_contract_of
 
@@ -344,5 +343,5 @@ def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_re
     assert automation.get_num_requested(cleaned_sales.key) == 1  # the line is no longer stopped
     downstream = run(instance, resources, assets=[cleaned_sales, sales_features])
     assert downstream.success
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with lake(data_dir) as conn:
         assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(1115,)]

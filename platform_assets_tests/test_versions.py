@@ -1,30 +1,29 @@
-"""Versioned tables: every materialization a Delta version; rollback round-trips; data versions are deterministic."""
+"""Versions are lake snapshots: one per materialization; rollback round-trips as a new snapshot; data versions are
+deterministic; maintenance keeps the file count bounded."""
 
 import subprocess
 import sys
 from datetime import date
 
 import dagster as dg
-import deltalake
-import duckdb
 import polars as pl
 import pytest
 
 from polars.testing import assert_frame_equal
 
-from platform_assets import versions
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
 from platform_assets.resources import LandingZone, Warehouse
-from platform_assets.rollback import rollback
+from platform_assets.automation.maintenance import lake_maintenance
 from platform_assets.sample_data.land import land
-from platform_assets_tests.conftest import load_raw
+from platform_assets.warehouse import digests, snapshots
+from platform_assets_tests.conftest import lake, load_raw
 
 TABLES = ("cleaned.sales", "features.sales_features")
 
 
-def snapshot(warehouse_path, table) -> pl.DataFrame:
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+def snapshot(data_dir, table) -> pl.DataFrame:
+    with lake(data_dir) as conn:
         return conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {table} ORDER BY store, date").pl()
 
 
@@ -41,64 +40,81 @@ def land_and_build(data_dir, load, resources, instance, **land_args):
     return build(resources, instance)
 
 
-def test_versions_and_rollback_round_trip(data_dir, load, resources, instance, warehouse_path):
+def history(data_dir, table):
+    with lake(data_dir) as conn:
+        return snapshots.history(conn, table)
+
+
+def rollback(data_dir, table, version, instance):
+    with lake(data_dir, read_only=False) as conn:
+        done = snapshots.rollback(conn, table, version)
+    snapshots.record_rollback(instance, done)
+    return done
+
+
+def test_versions_and_rollback_round_trip(data_dir, load, resources, instance):
     first = land_and_build(data_dir, load, resources, instance, days=3)
-    before = {t: snapshot(warehouse_path, t) for t in TABLES}
+    before = {t: snapshot(data_dir, t) for t in TABLES}
     second = land_and_build(data_dir, load, resources, instance, days=2)
-    after = {t: snapshot(warehouse_path, t) for t in TABLES}
+    after = {t: snapshot(data_dir, t) for t in TABLES}
     assert after["cleaned.sales"].height == before["cleaned.sales"].height + 2 * 1115
 
-    warehouse = resources["warehouse"]
     for key, table in (("cleaned/sales", "cleaned.sales"), ("features/sales_features", "features.sales_features")):
-        history = versions.history(warehouse.versions_path, table)
-        assert [h["version"] for h in history] == [1, 0]
-        assert [h["run_id"] for h in history] == [second["run_id"], first["run_id"]]
-        assert [h["rows"] for h in history] == [after[table].height, before[table].height]
-        assert history[0]["data_version"] == second[key].metadata["data_version"].value
-        assert second[key].metadata["delta_version"].value == 1
-        assert second[key].tags["dagster/data_version"] == history[0]["data_version"]
+        versions = history(data_dir, table)
+        assert [h["version"] for h in versions] == [second[key].metadata["snapshot"].value,
+                                                    first[key].metadata["snapshot"].value]
+        assert [h["run_id"] for h in versions] == [second["run_id"], first["run_id"]]
+        assert [h["rows"] for h in versions] == [after[table].height, before[table].height]
+        assert versions[0]["data_version"] == second[key].metadata["data_version"].value
+        assert second[key].tags["dagster/data_version"] == versions[0]["data_version"]
+        with lake(data_dir) as conn:  # the snapshot a materialization names holds exactly its rows
+            assert conn.sql(f"SELECT count(*) FROM {table} AT (VERSION => {versions[1]['version']})").fetchall() == [
+                (before[table].height,)]
 
-    # roll cleaned back to version 0: DuckDB holds exactly version 0's rows, as new version 2
-    done = rollback(warehouse, "cleaned.sales", 0, instance)
-    assert (done["restored_version"], done["new_version"], done["rows"]) == (0, 2, before["cleaned.sales"].height)
-    assert_frame_equal(snapshot(warehouse_path, "cleaned.sales"), before["cleaned.sales"])
+    # roll cleaned back to the first version: the lake holds exactly its rows, as a new snapshot
+    old, new = (m.metadata["snapshot"].value for m in (first["cleaned/sales"], second["cleaned/sales"]))
+    done = rollback(data_dir, "cleaned.sales", old, instance)
+    assert done["new_version"] > new and done["rows"] == before["cleaned.sales"].height
+    assert_frame_equal(snapshot(data_dir, "cleaned.sales"), before["cleaned.sales"])
     assert done["data_version"] == first["cleaned/sales"].metadata["data_version"].value
     recorded = instance.get_latest_materialization_event(cleaned_sales.key).asset_materialization
-    assert recorded.metadata["action"].value == "rollback to version 0"
-    assert versions.history(warehouse.versions_path, "cleaned.sales")[0]["action"] == "rollback to 0"
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:  # the watermark went back too
+    assert recorded.metadata["action"].value == f"rollback to version {old}"
+    assert history(data_dir, "cleaned.sales")[0] | {"time": None} == {
+        "version": done["new_version"], "time": None, "action": f"rollback to {old}", "run_id": None,
+        "rows": before["cleaned.sales"].height, "data_version": done["data_version"],
+        "high_water": history(data_dir, "cleaned.sales")[2]["high_water"]}
+    with lake(data_dir) as conn:
+        # the watermark went back too
         assert conn.sql("SELECT high_water FROM ops.watermarks WHERE table_name = 'cleaned.sales'").fetchall()[0][0] < \
             conn.sql("SELECT max(loaded_at) FROM ops.landed_files").fetchall()[0][0]
+        # the table kept its identity: its change feed runs across the rollback (the 2 newer days went away)
+        changes = dict(conn.sql(f"SELECT change_type, count(*) FROM ducklake_table_changes('lake', 'cleaned', 'sales', {new + 1}, "
+                                f"{done['new_version']}) GROUP BY ALL").fetchall())
+    assert changes["delete"] == after["cleaned.sales"].height and changes["insert"] == before["cleaned.sales"].height
 
     # and forward again
-    rollback(warehouse, "cleaned.sales", 1, instance)
-    assert_frame_equal(snapshot(warehouse_path, "cleaned.sales"), after["cleaned.sales"])
+    rollback(data_dir, "cleaned.sales", new, instance)
+    assert_frame_equal(snapshot(data_dir, "cleaned.sales"), after["cleaned.sales"])
     # the next incremental run continues from the restored state and changes nothing
     rebuilt = build(resources, instance)
     assert rebuilt["cleaned/sales"].metadata["rows_written"].value == 0
-    assert_frame_equal(snapshot(warehouse_path, "features.sales_features"), after["features.sales_features"])
+    assert_frame_equal(snapshot(data_dir, "features.sales_features"), after["features.sales_features"])
 
 
-def test_an_incremental_run_republishes_only_its_months_and_the_version_matches_duckdb(
-        data_dir, load, resources, instance, warehouse_path):
+def test_an_incremental_run_commits_only_its_days_and_the_digest_matches_the_table(
+        data_dir, load, resources, instance):
     land_and_build(data_dir, load, resources, instance, first=date(2013, 1, 30), days=3)  # Jan 30 .. Feb 1
-    land_and_build(data_dir, load, resources, instance, days=1)  # Feb 2
-    warehouse = resources["warehouse"]
-    latest = versions.read_version(warehouse.versions_path, "cleaned.sales", 1)
-    utc = pl.col("_loaded_at").dt.convert_time_zone("UTC")  # Delta names the zone Etc/UTC
-    assert_frame_equal(latest.drop("_updated_at").with_columns(utc).sort("store", "date"),
-                       snapshot(warehouse_path, "cleaned.sales").with_columns(utc))
-    with duckdb.connect(str(warehouse_path)) as conn:  # the maintained digest equals a full recomputation
+    latest = land_and_build(data_dir, load, resources, instance, days=1)  # Feb 2
+    version = latest["cleaned/sales"].metadata["snapshot"].value
+    with lake(data_dir) as conn:  # the snapshot's changes are the one new day, nothing rewritten
+        changes = conn.sql(f"SELECT change_type, count(*), min(date), max(date) FROM "
+                           f"ducklake_table_changes('lake', 'cleaned', 'sales', {version}, {version}) GROUP BY ALL").fetchall()
+    assert changes == [("insert", 1115, date(2013, 2, 2), date(2013, 2, 2))]
+    with lake(data_dir, read_only=False) as conn:  # the maintained digest equals a full recomputation
         for table in TABLES:
-            maintained = versions.data_version(conn, table)
-            versions.recompute_digest(conn, table)
-            assert versions.data_version(conn, table) == maintained
-    def files(version: int, month: str) -> set[str]:
-        table = deltalake.DeltaTable(str(warehouse.versions_path / "cleaned.sales"), version=version)
-        return {uri for uri in table.file_uris() if f"_month={month}/" in uri}
-
-    assert files(1, "2013-01") == files(0, "2013-01")  # version 1 rewrote only the month it changed
-    assert files(1, "2013-02") and not files(1, "2013-02") & files(0, "2013-02")
+            maintained = digests.data_version(conn, table)
+            digests.recompute_digest(conn, table)
+            assert digests.data_version(conn, table) == maintained
 
 
 def test_the_same_files_give_the_same_data_versions(tmp_path, instance):
@@ -106,7 +122,7 @@ def test_the_same_files_give_the_same_data_versions(tmp_path, instance):
     for name in ("one", "two"):
         data_dir = tmp_path / name / "data"
         resources = {"landing": LandingZone(data_dir=str(data_dir)),
-                     "warehouse": Warehouse(database=str(data_dir / "warehouse.duckdb"))}
+                     "warehouse": Warehouse.embedded(data_dir)}
         land(data_dir, days=3)
         assert load_raw(instance, resources).success
         for day in (1, 2, 3):
@@ -117,19 +133,37 @@ def test_the_same_files_give_the_same_data_versions(tmp_path, instance):
     assert seen[0]["cleaned/sales"] != seen[0]["features/sales_features"]
 
 
-def test_retention_prunes_old_versions_with_a_clear_error(data_dir, load, resources, instance):
-    resources = {**resources, "warehouse": Warehouse(database=resources["warehouse"].database,
-                                                     version_retention_hours=0)}
-    land_and_build(data_dir, load, resources, instance, days=2)
-    build_again = dg.materialize([cleaned_sales], resources=resources, instance=instance,
-                                 run_config=dg.RunConfig(ops={"cleaned__sales": {"config": {"full_rebuild": True}}}))
-    assert build_again.success
-    warehouse = resources["warehouse"]
-    assert versions.read_version(warehouse.versions_path, "cleaned.sales", 1).height == 1114 + 1115
-    with pytest.raises(versions.VersionError, match="version 0 can no longer be read"):
-        versions.read_version(warehouse.versions_path, "cleaned.sales", 0)
-    with pytest.raises(versions.VersionError, match="has no version 7"):
-        rollback(warehouse, "cleaned.sales", 7, instance)
+def maintain(instance, data_dir, **settings) -> dict:
+    """Run the maintenance job; its output metadata."""
+    result = lake_maintenance.execute_in_process(
+        resources={"warehouse": Warehouse.embedded(data_dir, **settings)}, instance=instance)
+    (output,) = [e for e in result.all_events if e.is_successful_output]
+    return {k: v.value for k, v in output.step_output_data.metadata.items()}
+
+
+def test_maintenance_merges_daily_files_and_expires_versions_past_retention(data_dir, load, resources, instance):
+    for _ in range(9):  # nine daily loads: small files and snapshots pile up
+        land_and_build(data_dir, load, resources, instance, days=1)
+    versions = history(data_dir, "cleaned.sales")
+    with lake(data_dir) as conn:
+        rows = {t: conn.sql(f"SELECT count(*) FROM {t}").fetchall() for t in TABLES}
+
+    merged = maintain(instance, data_dir)  # the default retention keeps every version
+    assert merged["live_data_files_after"] < merged["live_data_files_before"]
+    assert merged["files_on_disk_after"] < merged["files_on_disk_before"]
+    assert merged["snapshots_expired"] == 0
+    with lake(data_dir) as conn:  # every version still reads as it was
+        for version in versions:
+            assert conn.sql(f"SELECT count(*) FROM cleaned.sales AT (VERSION => {version['version']})").fetchall() == [
+                (version["rows"],)]
+
+    expired = maintain(instance, data_dir, version_retention_hours=0)
+    assert expired["snapshots_after"] < expired["snapshots_before"] and expired["snapshots_expired"] > 0
+    assert expired["files_on_disk_after"] <= expired["files_on_disk_before"]
+    with lake(data_dir) as conn:  # the same rows, in fewer files
+        assert {t: conn.sql(f"SELECT count(*) FROM {t}").fetchall() for t in TABLES} == rows
+    with pytest.raises(snapshots.VersionError, match="can no longer be restored"):
+        rollback(data_dir, "cleaned.sales", versions[-1]["version"], instance)
 
 
 def test_the_cli_lists_versions_and_refuses_unknown_ones(data_dir, load, resources, instance, tmp_path):
@@ -141,6 +175,19 @@ def test_the_cli_lists_versions_and_refuses_unknown_ones(data_dir, load, resourc
     assert listed.returncode == 0 and "materialize" in listed.stdout and "1,114" in listed.stdout
     refused = subprocess.run([*cli, "rollback", "cleaned.sales", "--version", "5"], env=env,
                              capture_output=True, text=True)
-    assert refused.returncode == 1 and "cleaned.sales has no version 5; versions: [0]" in refused.stderr
-    done = subprocess.run([*cli, "rollback", "cleaned.sales", "--version", "0"], env=env, capture_output=True, text=True)
-    assert done.returncode == 0 and "as new version 1" in done.stdout
+    (version,) = [h["version"] for h in history(data_dir, "cleaned.sales")]
+    assert refused.returncode == 1 and f"cleaned.sales has no version 5; versions: [{version}]" in refused.stderr
+    done = subprocess.run([*cli, "rollback", "cleaned.sales", "--version", str(version)], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and f"as new version {history(data_dir, 'cleaned.sales')[0]['version']}" in done.stdout
+
+
+def test_the_cli_queries_the_lake_read_only(data_dir, load, resources, instance):
+    land_and_build(data_dir, load, resources, instance, days=1)
+    env = {**__import__("os").environ, "PLATFORM_DATA_DIR": str(data_dir)}
+    cli = [sys.executable, "-m", "platform_assets.cli", "sql"]
+    counted = subprocess.run([*cli, "SELECT count(*) AS n FROM cleaned.sales"], env=env, capture_output=True, text=True)
+    assert counted.returncode == 0 and "1114" in counted.stdout  # one store is missing one day
+    refused = subprocess.run([*cli, "DELETE FROM cleaned.sales"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "read-only" in refused.stderr
+    assert snapshot(data_dir, "cleaned.sales").height == 1114

@@ -17,11 +17,11 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from platform_assets import ledger, tables
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.raw import OWNER, raw_sales, raw_stores
 from platform_assets.resources import Warehouse
 from platform_assets.transforms import cleaning
+from platform_assets.warehouse import ledger, tables
 
 TABLE = "cleaned.sales"
 
@@ -42,7 +42,7 @@ TABLE = "cleaned.sales"
         "**Grain:** one row per (store, date); when files overlap, the one that landed last wins.\n\n"
         "**Built by** `transforms/cleaning.py` (Polars) from verified files only (their blocking checks "
         "passed), incrementally: only the dates of newly verified files are recomputed. Every state is a "
-        "Delta version under `data/versions/cleaned.sales`. "
+        "DuckLake snapshot (`platform-assets versions cleaned.sales`). "
         "Checked by `soda/contracts/cleaned_sales.yml`."
     ),
 )
@@ -70,17 +70,19 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             if len(scopes) > 1:
                 context.log.info(f"chunk {number}/{len(scopes)} written: {counts['cleaned']:,} rows so far")
 
+    def plan(conn):
+        counts.clear()  # a retried commit starts over
+        high_water, dates = _dates_to_redo(conn, config.full_rebuild)
+        context.log.info("full rebuild, a range of dates at a time" if dates is None
+                         else f"recomputing {len(dates)} date(s)")
+        return dates, high_water, cleaned_frames(conn, dates)
+
     with warehouse.get_connection() as conn:
         tables.require_inputs(conn, TABLE, "raw.stores", "raw.sales")
         _require_verified_master(conn)
-        with tables.transaction(conn):
-            high_water, dates = _dates_to_redo(conn, config.full_rebuild)
-            context.log.info("full rebuild, a range of dates at a time" if dates is None
-                             else f"recomputing {len(dates)} date(s)")
-            data_version, version_metadata = tables.write_layer(
-                context, conn, warehouse, TABLE, cleaned_frames(conn, dates), dates=dates, high_water=high_water)
-            context.log.info(f"cleaned {counts['raw']:,} raw rows into {counts['cleaned']:,} "
-                             f"in {time.perf_counter() - started:.2f}s")
+        dates, data_version, version_metadata = tables.write_layer(context, conn, TABLE, lambda: plan(conn))
+        context.log.info(f"cleaned {counts['raw']:,} raw rows into {counts['cleaned']:,} "
+                         f"in {time.perf_counter() - started:.2f}s")
         described = tables.describe(conn, TABLE, dates, cleaning.COLUMNS, cleaning.LINEAGE)
         recomputed = len(dates) if dates is not None else tables.scalar(conn, f"SELECT count(DISTINCT date) FROM {TABLE}")
 
@@ -100,10 +102,6 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
 
 def _require_verified_master(conn) -> None:
     """Sales are cleaned against the store master: one whose checks have not passed stops the layer."""
-    try:
-        ledger.ensure(conn)
-    except ledger.LedgerError as error:
-        raise dg.Failure(description=str(error)) from None
     master = conn.execute("SELECT DISTINCT _source_file FROM raw.stores").fetchall()
     verified = {name for (name,) in conn.execute(f"SELECT file_name FROM ({ledger.VERIFIED})").fetchall()}
     if not master or any(name not in verified for (name,) in master):

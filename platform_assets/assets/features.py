@@ -12,12 +12,12 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from platform_assets import tables
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.raw import OWNER
 from platform_assets.resources import Warehouse
 from platform_assets.transforms import features
+from platform_assets.warehouse import tables
 
 TABLE = "features.sales_features"
 SOURCE = "cleaned.sales"
@@ -38,8 +38,8 @@ SOURCE = "cleaned.sales"
         "**Grain:** one row per (store, date). Lags are exact calendar days (null across gaps); rolling "
         "statistics use only the days before.\n\n"
         "**Built by** `transforms/features.py` (Polars), incrementally: the changed days plus the 30 days "
-        "around them that can see them. Every state is a Delta version under "
-        "`data/versions/features.sales_features`. Checked by `soda/contracts/sales_features.yml`."
+        "around them that can see them. Every state is a DuckLake snapshot "
+        "(`platform-assets versions features.sales_features`). Checked by `soda/contracts/sales_features.yml`."
     ),
 )
 def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
@@ -71,22 +71,24 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             if len(slices) > 1:
                 context.log.info(f"chunk {number}/{len(slices)} written: {counts['written']:,} rows so far")
 
+    def plan(conn):
+        counts.clear()  # a retried commit starts over
+        watermark = None if config.full_rebuild else tables.read_watermark(conn, TABLE)
+        high_water = tables.scalar(conn, f"SELECT max(_updated_at) FROM {SOURCE}")
+        targets = None
+        if watermark is not None:
+            changed = [d for (d,) in conn.execute(
+                f"SELECT DISTINCT date FROM {SOURCE} WHERE _updated_at > ? ORDER BY 1", [watermark]).fetchall()]
+            targets = features.affected_dates(changed)
+        context.log.info("full rebuild, a range of dates at a time" if targets is None
+                         else f"recomputing {len(targets)} date(s)")
+        return targets, high_water, feature_frames(conn, targets)
+
     with warehouse.get_connection() as conn:
         tables.require_inputs(conn, TABLE, SOURCE)
-        with tables.transaction(conn):
-            watermark = None if config.full_rebuild else tables.read_watermark(conn, TABLE)
-            high_water = tables.scalar(conn, f"SELECT max(_updated_at) FROM {SOURCE}")
-            targets = None
-            if watermark is not None:
-                changed = [d for (d,) in conn.execute(
-                    f"SELECT DISTINCT date FROM {SOURCE} WHERE _updated_at > ? ORDER BY 1", [watermark]).fetchall()]
-                targets = features.affected_dates(changed)
-            context.log.info("full rebuild, a range of dates at a time" if targets is None
-                             else f"recomputing {len(targets)} date(s)")
-            data_version, version_metadata = tables.write_layer(
-                context, conn, warehouse, TABLE, feature_frames(conn, targets), dates=targets, high_water=high_water)
-            context.log.info(f"built {counts['written']:,} feature rows from {counts['read']:,} cleaned rows "
-                             f"in {time.perf_counter() - started:.2f}s")
+        targets, data_version, version_metadata = tables.write_layer(context, conn, TABLE, lambda: plan(conn))
+        context.log.info(f"built {counts['written']:,} feature rows from {counts['read']:,} cleaned rows "
+                         f"in {time.perf_counter() - started:.2f}s")
         described = tables.describe(conn, TABLE, targets, features.COLUMNS, features.LINEAGE)
 
     return dg.MaterializeResult(

@@ -13,10 +13,11 @@ from pathlib import Path
 import dagster as dg
 import joblib
 
-from platform_assets import forecasting, tables, versions
+from platform_assets import forecasting
 from platform_assets.assets.features import sales_features
 from platform_assets.assets.raw import OWNER
 from platform_assets.resources import ModelStore, Warehouse
+from platform_assets.warehouse import digests, tables
 
 SOURCE = "features.sales_features"
 
@@ -29,7 +30,6 @@ SOURCE = "features.sales_features"
     owners=[OWNER],
     tags={"layer": "model", "domain": "sales"},
     code_version="1",
-    pool="duckdb",
     description=(
         "Daily sales forecaster (gradient boosting) trained on the newest feature history.\n\n"
         "**Holds** a scikit-learn HistGradientBoostingRegressor on log sales of open days, saved under "
@@ -51,7 +51,7 @@ def sales_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse, mode
         first, last = forecasting.training_window(last)
         features = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE date BETWEEN ? AND ?",
                             params=[first, last]).pl()
-        features_version = versions.data_version(conn, SOURCE)
+        features_version = digests.data_version(conn, SOURCE)
     context.log.info(f"training on {features.height:,} feature rows, {first} .. {last}")
     try:
         forecast = forecasting.train_and_evaluate(features)

@@ -1,8 +1,8 @@
 """Raw layer: landed CSV files, typed but otherwise as delivered.
 
 A load is all-or-nothing: the file is parsed completely into a staging table
-first, then the target rows are replaced in one transaction together with the
-ledger entry. A file that cannot be parsed is quarantined with its reason and
+first, then the target rows are replaced in one lake commit (one snapshot)
+together with the ledger entry. A file that cannot be parsed is quarantined with its reason and
 the warehouse is not touched.
 """
 
@@ -13,10 +13,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets import ledger, rossmann
+from platform_assets import rossmann
 from platform_assets.loading import BadFile, stage_csv
 from platform_assets.resources import LandingZone, Warehouse, content_hash
-from platform_assets.tables import scalar, transaction
+from platform_assets.warehouse import commits, ledger
+from platform_assets.warehouse.tables import scalar
 
 OWNER = "team:data-platform"
 # Set by the landing sensor on each load it starts: when the file's content first landed (ISO 8601).
@@ -60,7 +61,7 @@ def raw_stores(context: dg.AssetExecutionContext, warehouse: Warehouse, landing:
         "included), with `_source_file` and `_loaded_at`.\n\n"
         "**Grain:** one row per landed row; one partition per file. Re-materializing a partition "
         "replaces that file's rows.\n\n"
-        "**Built by** DuckDB's CSV reader against an explicit schema, in one transaction with the "
+        "**Built by** DuckDB's CSV reader against an explicit schema, in one lake commit with the "
         "`ops.landed_files` ledger; unparsable files are quarantined. Checked per partition by "
         "`soda/contracts/raw_sales.yml`."
     ),
@@ -88,7 +89,7 @@ def _load_file(
         try:
             path = landing.locate(name, ledger.loaded_hash(conn, name))
             digest = content_hash(path)
-        except (FileNotFoundError, ledger.LedgerError) as missing:
+        except FileNotFoundError as missing:
             raise dg.Failure(description=str(missing)) from None
         landed_at = _landed_at(context, conn, name, digest)
         context.log.info(f"loading {path} ({path.stat().st_size:,} bytes, sha256 {digest[:12]}, "
@@ -99,9 +100,13 @@ def _load_file(
             rows = stage_csv(conn, path, schema, "staged")
         except BadFile as bad:
             reason = str(bad)
-            with transaction(conn):
+
+            def record_quarantined() -> None:
                 ledger.record_quarantined(conn, name, kind=schema.kind, content_hash=digest,
                                           size_bytes=path.stat().st_size, reason=reason, landed_at=landed_at)
+                commits.set_commit_message(conn, f"quarantine {name}", {"file": name, "run_id": context.run.run_id})
+
+            commits.write(conn, record_quarantined, log=context.log)
             if from_landing:
                 landing.move_to_quarantine(path, reason)
             raise dg.Failure(
@@ -112,24 +117,31 @@ def _load_file(
 
         archived = landing.archive_copy(path, digest, landed_at)
         replaced = "true" if schema is rossmann.STORES else "_source_file = $name"
-        with transaction(conn):
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+
+        def commit_rows() -> None:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_columns_ddl(schema)})")
             conn.execute(f"DELETE FROM {table} WHERE {replaced}", {"name": name} if "$name" in replaced else {})
             conn.execute(f"INSERT INTO {table} SELECT *, $name, now() FROM staged", {"name": name})
             ledger.record_loaded(conn, name, kind=schema.kind, content_hash=digest, size_bytes=archived.stat().st_size,
                                  rows=rows, landed_at=landed_at)
+            commits.set_commit_message(conn, f"load {name} into {table}", {
+                "table": table, "file": name, "content_hash": digest, "rows": rows, "run_id": context.run.run_id})
+
+        commits.write(conn, commit_rows, log=context.log)
+        snapshot = commits.last_snapshot(conn)
         table_rows = scalar(conn, f"SELECT count(*) FROM {table}")
 
     if from_landing:
         _remove_from_landing(path, rows, archived)
-    context.log.info(f"committed {rows:,} rows of {name} into {table}; file archived as {archived}")
+    context.log.info(f"committed {rows:,} rows of {name} into {table} (snapshot {snapshot}); "
+                     f"file archived as {archived}")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "dagster/table_name": table,
             "dagster/column_schema": schema.table_schema(*rossmann.LINEAGE_COLUMNS),
             "table_row_count": table_rows,
+            "snapshot": snapshot,
             "source_file": name,
             "content_hash": digest,
             "landed_at": landed_at.isoformat(),

@@ -22,7 +22,7 @@ import duckdb
 from soda_core.contracts.api.verify_api import verify_contract_locally
 from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
 
-from platform_assets import ledger, rossmann, tables
+from platform_assets import rossmann
 from platform_assets.quality.contracts import (
     DATA_SOURCE,
     VERIFIED_VARIABLE,
@@ -32,6 +32,7 @@ from platform_assets.quality.contracts import (
 )
 from platform_assets.quality.failing_rows import failing_rows_query
 from platform_assets.resources import Warehouse
+from platform_assets.warehouse import commits, ledger, tables
 
 
 def contract_checks(contracts_dir: Path, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
@@ -82,7 +83,12 @@ def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefi
             context.log.info(f"verifying rows of {contract.table} written after {verified or 'the beginning'}")
             results = list(_verify(context, conn, contract, {VERIFIED_VARIABLE: str(verified or "-infinity")}))
             if newest is not None and all(r.passed for r in results if r.severity == dg.AssetCheckSeverity.ERROR):
-                tables.set_watermark(conn, _verified_key(contract.table), newest)
+                def record_verified() -> None:
+                    tables.set_watermark(conn, _verified_key(contract.table), newest)
+                    commits.set_commit_message(conn, f"verified {contract.table} through {newest}",
+                                               {"run_id": context.run.run_id})
+
+                commits.write(conn, record_verified, log=context.log)
         yield from results
 
     return verify
@@ -99,8 +105,13 @@ def _record_verification(context, conn, contract: Contract, partition: str | Non
     files = [partition] if partition is not None else [
         f for (f,) in conn.execute(f"SELECT DISTINCT _source_file FROM {contract.table}").fetchall()]
     passed = all(r.passed for r in results if r.severity == dg.AssetCheckSeverity.ERROR)
-    with tables.transaction(conn):
+
+    def record() -> None:
         ledger.set_verified(conn, files, passed)
+        commits.set_commit_message(conn, f"{'verified' if passed else 'failed checks'}: {', '.join(files)}",
+                                   {"run_id": context.run.run_id, "files": files})
+
+    commits.write(conn, record, log=context.log)
     context.log.info(f"{', '.join(files) or 'no file'}: "
                      + ("verified, may flow downstream" if passed else "blocking checks failed, not read downstream"))
 
@@ -108,8 +119,7 @@ def _record_verification(context, conn, contract: Contract, partition: str | Non
 def _unverified_range(conn, table: str):
     """(last verified ``_updated_at`` or None, newest ``_updated_at`` now): the rows to verify lie between."""
     key = _verified_key(table)
-    verified = tables.scalar(conn, "SELECT high_water FROM ops.watermarks WHERE table_name = ?", [key]) \
-        if tables.table_exists(conn, "ops.watermarks") else None
+    verified = tables.scalar(conn, "SELECT high_water FROM ops.watermarks WHERE table_name = ?", [key])
     newest = tables.scalar(conn, f"SELECT max(_updated_at) FROM {table}") if tables.table_exists(conn, table) else None
     return verified, newest
 

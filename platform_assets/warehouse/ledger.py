@@ -11,7 +11,7 @@ drive the layers downstream:
 - ``verified_at``: when the version's blocking checks last all passed (NULL until
   then, or after they fail). Only verified versions are read into cleaned.
 
-No PRIMARY KEY or upsert: rows are replaced with DELETE + INSERT, as a lakehouse table needs.
+The table is created with the other ``ops`` tables (``catalog.py``).
 """
 
 from __future__ import annotations
@@ -21,45 +21,12 @@ from datetime import datetime
 import duckdb
 
 TABLE = "ops.landed_files"
-COLUMNS = ("file_name", "kind", "content_hash", "size_bytes", "rows", "status", "reason",
-           "landed_at", "loaded_at", "verified_at")
-LEDGER_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS ops;
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    file_name    VARCHAR NOT NULL,
-    kind         VARCHAR NOT NULL,
-    content_hash VARCHAR NOT NULL,
-    size_bytes   BIGINT NOT NULL,
-    rows         BIGINT,
-    status       VARCHAR NOT NULL,  -- loaded | replaced | quarantined
-    reason       VARCHAR,
-    landed_at    TIMESTAMP WITH TIME ZONE NOT NULL,
-    loaded_at    TIMESTAMP WITH TIME ZONE NOT NULL,
-    verified_at  TIMESTAMP WITH TIME ZONE
-);
-"""
 # The versions cleaned may read: loaded, and their blocking checks passed.
 VERIFIED = f"SELECT file_name, landed_at, verified_at FROM {TABLE} WHERE status = 'loaded' AND verified_at IS NOT NULL"
 
 
-class LedgerError(Exception):
-    """The warehouse holds a ledger this version of the platform cannot use; the message says what to do."""
-
-
-def ensure(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create the ledger, or refuse one left by an older layout with a plain instruction."""
-    conn.execute(LEDGER_DDL)
-    found = tuple(name for (name,) in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'ops' "
-        "AND table_name = 'landed_files' ORDER BY ordinal_position").fetchall())
-    if found != COLUMNS:
-        raise LedgerError(f"{TABLE} was written by an older version of the platform (columns {', '.join(found)}); "
-                          "its data directory cannot be carried over: run `make clean` and land the files again")
-
-
 def landed_at(conn: duckdb.DuckDBPyConnection, name: str, content_hash: str) -> datetime | None:
     """When this content of ``name`` first landed, if it was loaded or quarantined before."""
-    ensure(conn)
     rows = conn.execute(f"SELECT landed_at FROM {TABLE} WHERE file_name = ? AND content_hash = ?",
                         [name, content_hash]).fetchall()
     return rows[0][0] if rows else None
@@ -67,7 +34,6 @@ def landed_at(conn: duckdb.DuckDBPyConnection, name: str, content_hash: str) -> 
 
 def loaded_hash(conn: duckdb.DuckDBPyConnection, name: str) -> str | None:
     """The content hash of the version of ``name`` whose rows are in raw."""
-    ensure(conn)
     rows = conn.execute(f"SELECT content_hash FROM {TABLE} WHERE file_name = ? AND status = 'loaded'",
                         [name]).fetchall()
     return rows[0][0] if rows else None
@@ -76,7 +42,6 @@ def loaded_hash(conn: duckdb.DuckDBPyConnection, name: str) -> str | None:
 def record_loaded(conn, name: str, *, kind: str, content_hash: str, size_bytes: int, rows: int,
                   landed_at: datetime) -> None:
     """Inside the transaction that replaces the file's rows: this version is loaded, not yet verified."""
-    ensure(conn)
     conn.execute(f"UPDATE {TABLE} SET status = 'replaced' WHERE file_name = ? AND status = 'loaded'", [name])
     _insert(conn, name, kind, content_hash, size_bytes, rows, "loaded", None, landed_at)
 
@@ -84,13 +49,11 @@ def record_loaded(conn, name: str, *, kind: str, content_hash: str, size_bytes: 
 def record_quarantined(conn, name: str, *, kind: str, content_hash: str, size_bytes: int, reason: str,
                        landed_at: datetime) -> None:
     """This version could not be loaded; the version loaded before it (if any) stays loaded."""
-    ensure(conn)
     _insert(conn, name, kind, content_hash, size_bytes, None, "quarantined", reason, landed_at)
 
 
 def set_verified(conn: duckdb.DuckDBPyConnection, names: list[str], passed: bool) -> None:
     """Record the outcome of the loaded versions' blocking checks: verified now, or not (any more)."""
-    ensure(conn)
     conn.execute(f"UPDATE {TABLE} SET verified_at = CASE WHEN $passed THEN now() END "
                  "WHERE status = 'loaded' AND list_contains($names, file_name)", {"passed": passed, "names": names})
 

@@ -1,20 +1,18 @@
-"""Writing Polars frames into DuckDB atomically, and the watermarks incremental layers keep.
+"""Writing a layer's Polars frames into its lake table as one snapshot, and the watermarks layers keep.
 
 A layer remembers how far it has read its input in ``ops.watermarks``; the
-watermark moves in the same transaction as the rows it describes, so a crash
-leaves both at the previous state.
+watermark moves in the same commit as the rows it describes, so a crash leaves
+both at the previous snapshot.
 """
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
 
-from platform_assets import versions
+from platform_assets.warehouse import commits, digests
 
 # A full rebuild transforms this many rows at a time (see ``date_chunks``): about 200 MB of features.
 # Smaller chunks save little memory (250k: -70 MB at 1x) and cost time: each chunk also reads
@@ -24,32 +22,10 @@ CHUNK_ROWS = 500_000
 # for the same time (benchmarks/pipeline.py).
 POLARS_ENGINE = "in-memory"
 
-WATERMARKS_DDL = """
-CREATE SCHEMA IF NOT EXISTS ops;
-CREATE TABLE IF NOT EXISTS ops.watermarks (
-    table_name VARCHAR PRIMARY KEY,
-    high_water TIMESTAMP WITH TIME ZONE NOT NULL,
-    updated_at TIMESTAMP WITH TIME ZONE NOT NULL
-);
-"""
-
-
-@contextmanager
-def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """All or nothing: commit when the block ends, roll back when it raises."""
-    conn.begin()
-    try:
-        yield
-    except BaseException:
-        conn.rollback()
-        raise
-    conn.commit()
-
-
 def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params=None):
     """The first value of a query's result, or None; the result is read to the end.
 
-    DuckDB 2 keeps a partly fetched result open and refuses the next statement.
+    DuckDB may keep a partly fetched result open and refuse the next statement.
     """
     rows = conn.execute(sql, params or []).fetchall()
     return rows[0][0] if rows else None
@@ -57,7 +33,8 @@ def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params=None):
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, name = table.split(".")
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    sql = ("SELECT count(*) FROM information_schema.tables "
+           "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?")
     return scalar(conn, sql, [schema, name]) > 0
 
 
@@ -71,14 +48,12 @@ def require_inputs(conn: duckdb.DuckDBPyConnection, layer: str, *inputs: str) ->
 
 
 def read_watermark(conn: duckdb.DuckDBPyConnection, table: str) -> datetime | None:
-    conn.execute(WATERMARKS_DDL)
     high_water = scalar(conn, "SELECT high_water FROM ops.watermarks WHERE table_name = ?", [table])
     return high_water if table_exists(conn, table) else None
 
 
 def set_watermark(conn: duckdb.DuckDBPyConnection, table: str, high_water) -> None:
     """Record how far ``table`` has read its input; None forgets it (the next run rebuilds)."""
-    conn.execute(WATERMARKS_DDL)
     conn.execute("DELETE FROM ops.watermarks WHERE table_name = ?", [table])
     if high_water is not None:
         conn.execute("INSERT INTO ops.watermarks VALUES (?, ?::TIMESTAMPTZ, now())", [table, high_water])
@@ -96,38 +71,45 @@ def replace_rows(
 
     Call inside an open transaction. ``frames`` may be a generator: a full rebuild
     writes one chunk at a time. Every row gets ``_updated_at``, the transaction time,
-    so the next layer can find what changed.
+    so the next layer can find what changed. The table keeps its identity (and so
+    its change feed) unless its columns changed.
     """
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
-    rebuild = dates is None or not table_exists(conn, table)
-    if not rebuild:
+    exists = table_exists(conn, table)
+    removed = added = (0, 0)
+    if exists and dates is not None:
         conn.register("_dates", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
-        columns = versions.digest_columns(conn, table)
-        removed = versions.row_hash_sum(conn, table, columns, "WHERE date IN (SELECT date FROM _dates)")
-        added = (0, 0)
+        columns = digests.digest_columns(conn, table)
+        removed = digests.row_hash_sum(conn, table, columns, "WHERE date IN (SELECT date FROM _dates)")
         conn.execute(f"DELETE FROM {table} WHERE date IN (SELECT date FROM _dates)")
         conn.unregister("_dates")
-    # Rows arrive in date order (a rebuild goes a date range at a time), so the table stays stored
-    # by date without a re-sort: an incremental run's deletes and the checkpoint after them touch
-    # only the row groups of its dates. Within one insert the order does not matter, so DuckDB may
-    # write in parallel. (After an error the setting stays on this connection until it is closed.)
+    elif exists:
+        conn.execute(f"DELETE FROM {table}")
+    # Rows arrive in date order (a rebuild goes a date range at a time), so the files stay sorted by
+    # date without a re-sort and an incremental run's deletes touch few of them. Within one insert
+    # the order does not matter, so DuckDB may write in parallel. (After an error the setting stays
+    # on this connection until it is closed.)
     conn.execute("SET preserve_insertion_order = false")
     for i, frame in enumerate(frames):
         conn.register("_frame", frame)
-        if rebuild and i == 0:
+        if i == 0 and (not exists or _columns(conn, table) != _columns(conn, "_frame") + ["_updated_at"]):
             conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
+            exists, dates = True, None  # a new table: its digest is computed in full below
         else:
             conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
-        if not rebuild:
-            added = tuple(a + b for a, b in zip(added, versions.row_hash_sum(conn, "_frame", columns)))
+        if dates is not None:
+            added = tuple(a + b for a, b in zip(added, digests.row_hash_sum(conn, "_frame", columns)))
         conn.unregister("_frame")
     conn.execute("RESET preserve_insertion_order")
-    if rebuild:
-        versions.recompute_digest(conn, table)
+    if dates is None:
+        digests.recompute_digest(conn, table)
     else:
-        versions.replace_digest(conn, table, removed, added)
+        digests.replace_digest(conn, table, removed, added)
     if high_water is not None:
         set_watermark(conn, table, high_water)
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [name for (name,) in conn.execute(f"SELECT column_name FROM (DESCRIBE {relation})").fetchall()]
 
 
 def date_chunks(conn: duckdb.DuckDBPyConnection, table: str, day: str, rows_per_chunk: int) -> list[tuple[date, date]]:
@@ -165,35 +147,6 @@ def column_lineage(lineage: dict[str, list[tuple[str, str]]]) -> dg.TableColumnL
     )
 
 
-def publish_version(
-    context: dg.AssetExecutionContext,
-    conn: duckdb.DuckDBPyConnection,
-    table: str,
-    versions_dir: Path,
-    retention_hours: int,
-    *,
-    dates: list[date] | None,
-    high_water: datetime | None,
-) -> tuple[dg.DataVersion, dict]:
-    """Publish the table's new state as a Delta version (inside the open transaction, before commit).
-
-    Returns the Dagster data version and the metadata that leads from the run to that version.
-    """
-    digest = versions.data_version(conn, table)
-    rows = scalar(conn, f"SELECT count(*) FROM {table}")
-    number = versions.publish(conn, versions_dir, table, dates=dates, commit={
-        "action": "materialize", "run_id": context.run.run_id, "rows": rows, "data_version": digest,
-        "high_water": high_water})
-    pruned = versions.prune(versions_dir, table, retention_hours)
-    context.log.info(f"published {table} as Delta version {number} (data version {digest})"
-                     + (f"; pruned {len(pruned)} file(s) past retention" if pruned else ""))
-    return dg.DataVersion(digest), {
-        "data_version": digest,
-        "delta_version": number,
-        "delta_table": dg.MetadataValue.path(str(versions_dir / table)),
-    }
-
-
 def preview(conn: duckdb.DuckDBPyConnection, table: str, rows: int = 5) -> dg.TableMetadataValue:
     """The newest rows of the table, as a table the UI renders."""
     frame = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {table} ORDER BY date DESC, store LIMIT {rows}").pl()
@@ -212,14 +165,37 @@ def source_files(conn: duckdb.DuckDBPyConnection, dates: list[date] | None) -> l
         f"SELECT DISTINCT _source_file FROM cleaned.sales {where} ORDER BY 1", params).fetchall()]
 
 
-def write_layer(context, conn, warehouse, table: str, frames: Iterable[pl.DataFrame], *, dates, high_water):
-    """Inside the open transaction: replace the rows, move the watermark, publish the Delta version.
+def write_layer(
+    context: dg.AssetExecutionContext,
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    plan: Callable[[], tuple[list[date] | None, datetime | None, Iterable[pl.DataFrame]]],
+) -> tuple[list[date] | None, dg.DataVersion, dict]:
+    """Replace a layer's rows and move its watermark in one labelled commit: one snapshot, one version.
 
-    Returns the Dagster data version and the version metadata.
+    ``plan`` runs inside the transaction and returns (dates to replace or None for
+    all, the new watermark, the frames); if another writer commits first, it runs
+    again on the newer state. Returns the dates, the Dagster data version and the
+    metadata that leads from the materialization to its snapshot.
     """
-    replace_rows(conn, table, frames, dates=dates, high_water=high_water)
-    return publish_version(context, conn, table, warehouse.versions_path, warehouse.version_retention_hours,
-                           dates=dates, high_water=high_water)
+
+    def replace() -> tuple[list[date] | None, str, int]:
+        dates, high_water, frames = plan()
+        replace_rows(conn, table, frames, dates=dates, high_water=high_water)
+        digest, rows = digests.data_version(conn, table), scalar(conn, f"SELECT count(*) FROM {table}")
+        commits.set_commit_message(conn, f"materialize {table}", {
+            "table": table, "run_id": context.run.run_id, "rows": rows, "data_version": digest,
+            "high_water": high_water, "dates": None if dates is None else len(dates)})
+        return dates, digest, rows
+
+    dates, digest, _ = commits.write(conn, replace, log=context.log)
+    snapshot = commits.last_snapshot(conn)
+    context.log.info(f"committed {table} as snapshot {snapshot} (data version {digest})")
+    return dates, dg.DataVersion(digest), {
+        "data_version": digest,
+        "snapshot": snapshot,
+        "time_travel": dg.MetadataValue.md(f"`SELECT * FROM {table} AT (VERSION => {snapshot})`"),
+    }
 
 
 def describe(conn, table: str, dates, columns: dict[str, str], lineage) -> dict:

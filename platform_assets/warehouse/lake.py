@@ -1,0 +1,133 @@
+"""Opening the lake: DuckDB with the DuckLake catalog attached, and writes that survive other writers.
+
+DuckDB itself holds nothing (an in-memory database); every table lives in the
+DuckLake attached as ``lake`` and made the default catalog, so SQL says
+``raw.sales`` and Soda's ``warehouse/raw/sales`` resolve to it. The catalog is a
+SQLite file under ``data/`` by default (one writer at a time, readers never
+wait) or a PostgreSQL database in production (many writers); the rows are
+Parquet files under the data path.
+
+DuckDB's extensions cannot be downloaded here: they are loaded straight from
+the PyPI wheels that ship the official signed binaries, nothing is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from platform_assets.settings import Settings, embedded_lake
+from platform_assets.warehouse import catalog
+from platform_assets.warehouse.commits import LAKE
+
+# what the single DuckDB file of earlier versions left in the data directory
+OLD_LAYOUT = ("warehouse.duckdb", "versions")
+
+
+class LakeError(dg.Failure):
+    """The lake cannot be opened as configured; the description says what to do."""
+
+
+class Warehouse(DuckDBResource):
+    """The lake every layer lives in: a DuckLake catalog plus its Parquet data path.
+
+    ``catalog`` is DuckLake's metadata database (``sqlite:<file>`` embedded,
+    ``postgres:dbname=<db> ...`` in production, with the password from libpq's
+    ``PGPASSWORD``); ``data_path`` holds the Parquet files. ``read_only`` attaches
+    the lake so that no statement can change it.
+    """
+
+    database: str = Field(default=":memory:", description="DuckDB itself keeps nothing; the tables live in the lake")
+    catalog: str = Field(description="DuckLake catalog: sqlite:<path> or postgres:<libpq connection string>")
+    data_path: str = Field(description="where the lake's Parquet files live (a folder, or an object-store URL)")
+    read_only: bool = False
+    version_retention_hours: int = 24 * 30
+
+    @classmethod
+    def embedded(cls, data_dir: Path | str, **kwargs) -> Warehouse:
+        """The default lake of a data directory: ``lake.sqlite`` and ``lake/`` inside it."""
+        catalog, data_path = embedded_lake(Path(data_dir).resolve())
+        return cls(catalog=catalog, data_path=data_path, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs) -> Warehouse:
+        return cls(catalog=settings.lake_catalog, data_path=settings.lake_data_path,
+                   version_retention_hours=settings.version_retention_hours, **kwargs)
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.catalog.startswith("sqlite:")
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection with the lake attached and in use, closed on errors too."""
+        self._prepare()
+        with super().get_connection() as conn:
+            try:
+                for extension in self._extensions:
+                    conn.execute(f"LOAD '{extension_file(extension)}'")
+                options = f"DATA_PATH '{self.data_path}'" + (", READ_ONLY" if self.read_only else "")
+                try:
+                    conn.execute(f"ATTACH 'ducklake:{self.catalog}' AS {LAKE} ({options})")
+                except duckdb.Error as error:
+                    raise LakeError(description=f"cannot open the lake (catalog {self._shown_catalog}, data "
+                                                f"{self.data_path}): {str(error).splitlines()[0]}") from None
+                conn.execute(f"USE {LAKE}")
+                if not self.read_only:
+                    catalog.bootstrap(conn)
+                yield conn
+            finally:
+                conn.close()
+
+    @property
+    def _extensions(self) -> list[str]:
+        """DuckLake, the catalog's database client, and for object storage (s3://, gs://, ...) httpfs."""
+        catalog_client = "sqlite_scanner" if self.is_embedded else "postgres_scanner"
+        return ["ducklake", catalog_client] + (["httpfs"] if "://" in self.data_path else [])
+
+    def _prepare(self) -> None:
+        """Embedded: refuse a data directory of the old layout; create the catalog file in WAL mode.
+
+        WAL lets readers (a notebook, a BI tool) read while a run writes, without either waiting.
+        """
+        if not self.is_embedded:
+            return
+        catalog = Path(self.catalog.removeprefix("sqlite:"))
+        old = [name for name in OLD_LAYOUT if (catalog.parent / name).exists()]
+        if old:
+            raise LakeError(description=(
+                f"{catalog.parent} holds {' and '.join(old)}, the single-file warehouse of an earlier version of "
+                "the platform; the tables now live in a DuckLake (lake.sqlite + lake/). The old data cannot be "
+                "carried over: run `make clean` (or remove that directory) and land the files again."))
+        if catalog.exists():
+            return
+        if self.read_only:
+            raise LakeError(description=f"there is no lake at {catalog} yet: nothing was loaded into this data "
+                                        "directory (land a file first, or check PLATFORM_DATA_DIR)")
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(catalog)) as sqlite:
+            sqlite.execute("PRAGMA journal_mode=WAL")
+
+    @property
+    def _shown_catalog(self) -> str:
+        """The catalog as it may be logged: a password written into it is masked."""
+        return " ".join("password=***" if part.lower().startswith("password=") else part
+                        for part in self.catalog.split(" "))
+
+
+def extension_file(name: str) -> Path:
+    """The signed extension binary inside its ``duckdb-extension-<name>`` wheel, for this DuckDB."""
+    try:
+        package = importlib.import_module(f"duckdb_extension_{name}")
+    except ModuleNotFoundError:
+        raise LakeError(description=f"DuckDB's {name} extension is not installed: "
+                                    f"pip install duckdb-extension-{name.replace('_', '-')}=={duckdb.__version__}") from None
+    return Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local PostgreSQL for the production profile's tests: Debian's server on loopback, a `dagster`
-# role and database. Idempotent; needs root (apt, runuser).
+# role and database (Dagster's storage; each lake catalog gets a database of its own, and the tests
+# create a read-only role, hence CREATEDB and CREATEROLE). Idempotent; needs root (apt, runuser).
 # Prints exactly one line on stdout, the URL for PLATFORM_TEST_POSTGRES_URL; everything the tools
 # say on the way (apt, "Removed stale pid file.", ...) goes to stderr so callers can use $(...).
 set -euo pipefail
@@ -17,6 +18,7 @@ as_postgres() { runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -qtA "
 if [ "$(as_postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'dagster'")" != "1" ]; then
     as_postgres -c "CREATE ROLE dagster LOGIN CREATEDB PASSWORD 'dagster'"
 fi
+as_postgres -c "ALTER ROLE dagster CREATEDB CREATEROLE"
 if [ "$(as_postgres -c "SELECT 1 FROM pg_database WHERE datname = 'dagster'")" != "1" ]; then
     as_postgres -c "CREATE DATABASE dagster OWNER dagster"
 fi

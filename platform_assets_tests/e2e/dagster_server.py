@@ -12,13 +12,27 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from platform_assets.resources import Warehouse
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
 class DagsterServer:
-    def __init__(self, url: str, data_dir: Path, dagster_home: Path, log: Path):
-        self.url, self.data_dir, self.dagster_home, self.log = url, data_dir, dagster_home, log
+    def __init__(self, url: str, data_dir: Path, dagster_home: Path, log: Path, env: dict[str, str]):
+        self.url, self.data_dir, self.dagster_home, self.log, self.env = url, data_dir, dagster_home, log, env
+
+    def warehouse(self, **kwargs) -> Warehouse:
+        """The lake the server's runs write (its catalog password, if any, from this process's PGPASSWORD)."""
+        if "PLATFORM_LAKE_CATALOG" in self.env:
+            return Warehouse(catalog=self.env["PLATFORM_LAKE_CATALOG"], data_path=self.env["PLATFORM_LAKE_DATA_PATH"],
+                             **kwargs)
+        return Warehouse.embedded(self.data_dir, **kwargs)
+
+    def query(self, sql: str) -> list[tuple]:
+        """Read the lake as any reader would: read-only, while runs may be writing."""
+        with self.warehouse(read_only=True).get_connection() as conn:
+            return conn.sql(sql).fetchall()
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         request = urllib.request.Request(
@@ -173,7 +187,7 @@ def dagster_dev(workdir: Path, *, sensor_interval: int = 2, automation_interval:
             [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    server = DagsterServer(f"http://127.0.0.1:{port}", data_dir, dagster_home, log)
+    server = DagsterServer(f"http://127.0.0.1:{port}", data_dir, dagster_home, log, env)
     try:
         server.wait_until(lambda: _answers(server) or process.poll() is not None, 180, "the webserver")
         if process.poll() is not None:

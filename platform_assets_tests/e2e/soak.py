@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 
 from platform_assets.sample_data.land import land
 from platform_assets_tests.e2e.dagster_server import dagster_dev
@@ -65,11 +64,10 @@ def soak(workdir: Path, files: int, seed: int = 7) -> dict:
         elapsed = time.monotonic() - started
         runs = server.runs()
 
-    with duckdb.connect(str(server.data_dir / "warehouse.duckdb"), read_only=True) as conn:
-        ledger = dict(conn.sql("SELECT file_name, status FROM ops.landed_files").fetchall())
-        loaded = dict(conn.sql("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1").fetchall())
-        counts = {t: conn.sql(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                  for t in ("raw.sales", "cleaned.sales", "features.sales_features")}
+    ledger = dict(server.query("SELECT file_name, status FROM ops.landed_files"))
+    loaded = dict(server.query("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1"))
+    counts = {t: server.query(f"SELECT count(*) FROM {t}")[0][0]
+              for t in ("raw.sales", "cleaned.sales", "features.sales_features")}
     statuses = Counter(r["status"] for r in runs)
     retried = {tag["value"] for r in runs for tag in r["tags"] if tag["key"] == "dagster/parent_run_id"}
     failed_not_retried = [r["runId"] for r in runs if r["status"] == "FAILURE" and r["runId"] not in retried]

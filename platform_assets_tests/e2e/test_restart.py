@@ -4,7 +4,6 @@ import json
 import time
 from collections import Counter
 
-import duckdb
 import pytest
 
 from platform_assets.sample_data.land import land
@@ -29,10 +28,9 @@ def test_a_restart_while_files_land_skips_nothing_and_loads_nothing_twice(tmp_pa
         runs = server.runs()
         cursor = json.loads(server.sensor_cursor("landing_sensor"))
 
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
-        ledger = {name: (status, digest) for name, status, digest in
-                  conn.sql("SELECT file_name, status, content_hash FROM ops.landed_files").fetchall()}
-        rows = dict(conn.sql("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1").fetchall())
+    ledger = {name: (status, digest) for name, status, digest in
+              server.query("SELECT file_name, status, content_hash FROM ops.landed_files")}
+    rows = dict(server.query("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1"))
     assert set(ledger) == names and {s for s, _ in ledger.values()} == {"loaded"}
     assert cursor["content"] == {name: digest for name, (_, digest) in ledger.items()}  # cursor and ledger agree
     assert rows == {f.path.name: f.rows for f in landed if f.path.name.startswith("sales_")}

@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-import duckdb
+import dagster as dg
 import pytest
 
 from platform_assets.sample_data.land import land
@@ -37,15 +37,10 @@ def wait_for_features(server, days: int, what: str) -> None:
     server.wait_until(lambda: features_rows(server) == rows, 240, f"features for {days} days ({what})")
 
 
-def query(data_dir: Path, sql: str) -> list:
-    """Read the warehouse; a run may hold its lock for a moment, so try again briefly."""
-    for _ in range(60):
-        try:
-            with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
-                return conn.sql(sql).fetchall()
-        except duckdb.IOException:
-            time.sleep(0.5)
-    raise TimeoutError("the warehouse stayed locked")
+def set_writer_slots(server, slots: int) -> None:
+    """How many steps may write the lake at once, as `dagster instance concurrency set duckdb <n>` sets it."""
+    with dg.DagsterInstance.from_config(str(server.dagster_home)) as instance:
+        instance.event_log_storage.set_concurrency_slots("duckdb", slots)
 
 
 def finished_runs(server, partition: str, status: str) -> list[dict]:
@@ -117,19 +112,20 @@ def test_odd_files_slow_writers_failed_loads_and_a_bad_master_never_stop_the_pla
             chattr(stuck, "-i")
         wait_for_features(server, 4, "the retried load")
 
-        # A file that vanished before its run read it (the run waits for a writer holding the
-        # warehouse, then fails), landed again with the same bytes: loaded, not ignored.
-        server.wait_until(server.idle, 120, "no run to hold the duckdb pool")  # else the load would only queue
-        holder = duckdb.connect(str(data / "warehouse.duckdb"))
+        # A file that vanished before its run read it (the run waits for a slot of the writers' pool,
+        # then fails), landed again with the same bytes: loaded, not ignored.
+        server.wait_until(server.idle, 120, "no run to hold the duckdb pool")
+        set_writer_slots(server, 0)
         try:
             (landed,) = land(data, first=date(2013, 1, 5), days=1)
             vanished, content = landed.path, landed.path.read_bytes()
-            server.wait_until(lambda: any(r["status"] == "STARTED" for r in server.runs_for_partition(vanished.name)),
-                              120, "its run to start")
+            server.wait_until(lambda: any(r["status"] in ("QUEUED", "STARTED")
+                                          for r in server.runs_for_partition(vanished.name)),
+                              120, "its run to wait for a writer's slot")
             vanished.unlink()
             time.sleep(1)
         finally:
-            holder.close()
+            set_writer_slots(server, 1)
         server.wait_until(lambda: finished_runs(server, vanished.name, "FAILURE"), 120, "the run to fail")
         time.sleep(5)  # the sensor sees it gone
         temporary = landing / f".{vanished.name}.tmp"
@@ -154,10 +150,10 @@ def test_odd_files_slow_writers_failed_loads_and_a_bad_master_never_stop_the_pla
         runs = server.runs()
 
     assert len(list((archive / "store.csv").iterdir())) == 3  # good, bad, good: every version kept
-    rows = dict(query(data, "SELECT _source_file, count(*) FROM raw.sales GROUP BY 1"))
+    rows = dict(server.query("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1"))
     assert rows == {"sales_2013-01-01.csv": FIRST_DAY_ROWS,
                     **{f"sales_2013-01-0{d}.csv": DAY_ROWS for d in range(2, 7)}}  # each file once
-    assert query(data, "SELECT count(*), count(DISTINCT (store, date)) FROM features.sales_features") == [
+    assert server.query("SELECT count(*), count(DISTINCT (store, date)) FROM features.sales_features") == [
         (FIRST_DAY_ROWS + 5 * DAY_ROWS,) * 2]
     assert list(landing.iterdir()) == []
     rechecks = [r for r in runs if {"key": "dagster/sensor_name", "value": "recheck_sales_after_store_master"}

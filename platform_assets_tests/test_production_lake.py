@@ -94,27 +94,36 @@ def test_loads_of_different_files_run_in_parallel_and_all_land_once(data_dir, po
 def test_a_commit_that_conflicts_with_another_writer_is_retried_and_logged(data_dir, postgres_lake):
     with warehouse().get_connection() as setup:
         setup.execute("CREATE TABLE raw.counter AS SELECT 1 AS day, 0 AS n UNION ALL SELECT 2, 0")
-    other, attempts, logged = warehouse(), [], []
+    attempts = []
 
-    class Log:
-        def warning(self, message):
-            logged.append(message)
+    @dg.op
+    def rewrite_day_one(context: dg.OpExecutionContext, lake: Warehouse) -> None:
+        """Rewrites day 1 while another process rewrites day 2 of the same table and commits first."""
+        with lake.get_connection() as conn:
+            def work():
+                attempts.append(1)
+                conn.execute("DELETE FROM raw.counter WHERE day = 1")
+                conn.execute("INSERT INTO raw.counter VALUES (1, 1)")
+                if len(attempts) == 1:
+                    with warehouse().get_connection() as rival:
+                        rival.execute("BEGIN")
+                        rival.execute("DELETE FROM raw.counter WHERE day = 2")
+                        rival.execute("INSERT INTO raw.counter VALUES (2, 1)")
+                        rival.execute("COMMIT")
 
-    with warehouse().get_connection() as conn:
-        def work():
-            attempts.append(1)
-            conn.execute("DELETE FROM raw.counter WHERE day = 1")
-            conn.execute("INSERT INTO raw.counter VALUES (1, 1)")
-            if len(attempts) == 1:  # another process rewrites the same table and commits first
-                with other.get_connection() as rival:
-                    rival.execute("BEGIN")
-                    rival.execute("DELETE FROM raw.counter WHERE day = 2")
-                    rival.execute("INSERT INTO raw.counter VALUES (2, 1)")
-                    rival.execute("COMMIT")
+            commits.write(conn, work, log=context.log)
 
-        commits.write(conn, work, log=Log())
+    @dg.job
+    def conflicting_write():
+        rewrite_day_one()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        run = conflicting_write.execute_in_process(instance=instance, resources={"lake": warehouse()})
+        assert run.success
+        logged = [r.user_message for r in instance.all_logs(run.run_id) if CONFLICT in r.user_message]
+    assert len(attempts) == 2 and len(logged) == 1  # retried once, and the run's log says so
+    with warehouse(read_only=True).get_connection() as conn:
         assert conn.sql("SELECT * FROM raw.counter ORDER BY day").fetchall() == [(1, 1), (2, 1)]  # both changes
-    assert len(attempts) == 2 and len(logged) == 1 and CONFLICT in logged[0]
 
 
 def test_a_read_only_user_reads_every_table_and_changes_none(data_dir, postgres_lake):

@@ -141,27 +141,39 @@ def maintain(instance, data_dir, **settings) -> dict:
     return {k: v.value for k, v in output.step_output_data.metadata.items()}
 
 
-def test_maintenance_merges_daily_files_and_expires_versions_past_retention(data_dir, load, resources, instance):
-    for _ in range(9):  # nine daily loads: small files and snapshots pile up
-        land_and_build(data_dir, load, resources, instance, days=1)
+def test_maintenance_after_60_daily_loads_merges_files_and_expires_versions_past_retention(
+        data_dir, load, resources, instance):
+    store, *days = land(data_dir, days=60)
+    assert load().success
+    for number, day in enumerate(days, start=1):  # 60 daily files, the layers following every 10 days
+        assert load(day.path.name).success
+        if number % 10 == 0:
+            build(resources, instance)
     versions = history(data_dir, "cleaned.sales")
-    with lake(data_dir) as conn:
-        rows = {t: conn.sql(f"SELECT count(*) FROM {t}").fetchall() for t in TABLES}
+    every_table = (*TABLES, "raw.sales", "ops.landed_files")
+
+    def rows_at(version: int | None = None) -> dict:
+        at = "" if version is None else f" AT (VERSION => {version})"
+        with lake(data_dir) as conn:
+            return {t: conn.sql(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {t}{at}").fetchall() for t in every_table}
+
+    # every other state of the features (all four tables exist from the first on)
+    old = {v["version"]: rows_at(v["version"]) for v in history(data_dir, "features.sales_features")[::2]}
+    rows = rows_at()
 
     merged = maintain(instance, data_dir)  # the default retention keeps every version
-    assert merged["live_data_files_after"] < merged["live_data_files_before"]
+    print(f"\nmaintenance after 60 daily loads: {merged}")
+    assert merged["live_data_files_after"] < merged["live_data_files_before"] / 4
     assert merged["files_on_disk_after"] < merged["files_on_disk_before"]
     assert merged["snapshots_expired"] == 0
-    with lake(data_dir) as conn:  # every version still reads as it was
-        for version in versions:
-            assert conn.sql(f"SELECT count(*) FROM cleaned.sales AT (VERSION => {version['version']})").fetchall() == [
-                (version["rows"],)]
+    assert {version: rows_at(version) for version in old} == old  # every table reads as it was, then and now
+    assert rows_at() == rows
 
     expired = maintain(instance, data_dir, version_retention_hours=0)
+    print(f"with a retention of 0 hours: {expired}")
     assert expired["snapshots_after"] < expired["snapshots_before"] and expired["snapshots_expired"] > 0
-    assert expired["files_on_disk_after"] <= expired["files_on_disk_before"]
-    with lake(data_dir) as conn:  # the same rows, in fewer files
-        assert {t: conn.sql(f"SELECT count(*) FROM {t}").fetchall() for t in TABLES} == rows
+    assert expired["files_on_disk_after"] < expired["files_on_disk_before"]
+    assert rows_at() == rows  # the same rows, in fewer files
     with pytest.raises(snapshots.VersionError, match="can no longer be restored"):
         rollback(data_dir, "cleaned.sales", versions[-1]["version"], instance)
 

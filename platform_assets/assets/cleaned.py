@@ -61,8 +61,8 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             scopes = [("Date IN (SELECT date FROM _redo)", [])]
         stores = conn.sql("SELECT * FROM raw.stores").pl().lazy()
         for number, (scope, params) in enumerate(scopes, start=1):
-            raw = conn.sql(f"SELECT s.*, v.landed_at AS _landed_at FROM raw.sales s JOIN ({ledger.VERIFIED}) v "
-                           f"ON v.file_name = s._source_file WHERE {scope}", params=params).pl()
+            raw = conn.execute(f"SELECT s.*, v.landed_at AS _landed_at FROM raw.sales s JOIN ({ledger.VERIFIED}) v "
+                               f"ON v.file_name = s._source_file WHERE {scope}", params).pl()
             frame = cleaning.clean_sales(raw.lazy(), stores).collect(engine=tables.POLARS_ENGINE)
             counts.update(raw=raw.height, cleaned=frame.height,
                           **dict(frame["quality_issue"].drop_nulls().value_counts().iter_rows()))

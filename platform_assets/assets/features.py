@@ -63,7 +63,7 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             slices = []
         # nothing to compute still yields one empty frame: the table and its columns exist
         for number, (scope, params, wanted) in enumerate(slices or [("false", [], pl.lit(False))], start=1):
-            cleaned = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", params=params).pl()
+            cleaned = conn.execute(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", params).pl()
             frame = features.build_features(cleaned.lazy(), keep=wanted)
             frame = frame.collect(engine=tables.POLARS_ENGINE)
             counts.update(read=cleaned.height, written=frame.height)

@@ -49,8 +49,9 @@ def sales_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse, mode
         tables.require_inputs(conn, "model/sales_forecast", SOURCE)
         last = tables.scalar(conn, f"SELECT max(date) FROM {SOURCE}")
         first, last = forecasting.training_window(last)
-        features = conn.sql(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE date BETWEEN ? AND ?",
-                            params=[first, last]).pl()
+        # execute, not sql(params=...): on duckdb 1.5 the latter took 4.5 s instead of 0.15 s for a year of rows
+        features = conn.execute(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE date BETWEEN ? AND ?",
+                                [first, last]).pl()
         features_version = digests.data_version(conn, SOURCE)
     context.log.info(f"training on {features.height:,} feature rows, {first} .. {last}")
     try:

@@ -11,6 +11,9 @@ import duckdb
 from platform_assets.warehouse import commits
 
 SCHEMAS = ("raw", "cleaned", "features", "ops")
+# lz4 writes Parquet twice as fast as DuckLake's default zstd, for ~15% more bytes
+# (1M feature rows: 0.37 s / 44 MB against 0.71 s / 38 MB; reading is the same).
+PARQUET_COMPRESSION = "lz4"
 OPS_TABLES = {
     # every version of every landed file and what became of it (see ledger.py)
     "landed_files": """
@@ -46,6 +49,7 @@ def bootstrap(conn: duckdb.DuckDBPyConnection) -> None:
         return
 
     def create() -> None:
+        conn.execute(f"CALL {commits.LAKE}.set_option('parquet_compression', '{PARQUET_COMPRESSION}')")
         for schema in SCHEMAS:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for name, columns in OPS_TABLES.items():

@@ -30,29 +30,30 @@ def write(conn: duckdb.DuckDBPyConnection, work: Callable[[], T], *, log=None) -
     Nothing of this attempt was committed then, so ``work`` runs again on the
     newer snapshot, after a short random wait; each retry is logged.
     """
-    wait = CONFLICT_FIRST_WAIT_SECONDS
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+    wait, attempt = CONFLICT_FIRST_WAIT_SECONDS, 1
+    while True:
         conn.begin()
         try:
             result = work()
             conn.commit()
             return result
-        except duckdb.TransactionException as error:
+        except BaseException as error:
             _rollback(conn)
             if not is_conflict(error) or attempt == CONFLICT_ATTEMPTS:
                 raise
-            if log is not None:
-                log.warning(f"lake commit conflicted with another writer, retrying "
-                            f"(attempt {attempt + 1} of {CONFLICT_ATTEMPTS}): {str(error).splitlines()[-1]}")
-            time.sleep(wait * random.uniform(0.5, 1.5))
-            wait *= 2
-        except BaseException:
-            _rollback(conn)
-            raise
-    raise AssertionError("unreachable")
+            conflict = str(error).splitlines()[-1]
+        attempt += 1
+        if log is not None:
+            log.warning(f"lake commit conflicted with another writer, retrying (attempt {attempt} of "
+                        f"{CONFLICT_ATTEMPTS}): {conflict}")
+        time.sleep(wait * random.uniform(0.5, 1.5))
+        wait *= 2
 
 
-def is_conflict(error: duckdb.Error) -> bool:
+def is_conflict(error: BaseException) -> bool:
+    """Another writer won: DuckLake's conflict check failed the commit, or the SQLite catalog was busy."""
+    if not isinstance(error, duckdb.Error):
+        return False
     message = str(error)
     return "conflict" in message.lower() or "database is locked" in message
 

@@ -86,20 +86,21 @@ def replace_rows(
         conn.execute(f"DELETE FROM {table}")
     # Rows arrive in date order (a rebuild goes a date range at a time), so the files stay sorted by
     # date without a re-sort and an incremental run's deletes touch few of them. Within one insert
-    # the order does not matter, so DuckDB may write in parallel. (After an error the setting stays
-    # on this connection until it is closed.)
+    # the order does not matter, so DuckDB may write in parallel. (A global setting: reset after.)
     conn.execute("SET preserve_insertion_order = false")
-    for i, frame in enumerate(frames):
-        conn.register("_frame", frame)
-        if i == 0 and (not exists or _columns(conn, table) != _columns(conn, "_frame") + ["_updated_at"]):
-            conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
-            exists, dates = True, None  # a new table: its digest is computed in full below
-        else:
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
-        if dates is not None:
-            added = tuple(a + b for a, b in zip(added, digests.row_hash_sum(conn, "_frame", columns)))
-        conn.unregister("_frame")
-    conn.execute("RESET preserve_insertion_order")
+    try:
+        for i, frame in enumerate(frames):
+            conn.register("_frame", frame)
+            if i == 0 and (not exists or _columns(conn, table) != _columns(conn, "_frame") + ["_updated_at"]):
+                conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
+                exists, dates = True, None  # a new table: its digest is computed in full below
+            else:
+                conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
+            if dates is not None:
+                added = tuple(a + b for a, b in zip(added, digests.row_hash_sum(conn, "_frame", columns)))
+            conn.unregister("_frame")
+    finally:
+        conn.execute("RESET preserve_insertion_order")
     if dates is None:
         digests.recompute_digest(conn, table)
     else:

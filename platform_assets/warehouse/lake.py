@@ -1,4 +1,4 @@
-"""Opening the lake: DuckDB with the DuckLake catalog attached, and writes that survive other writers.
+"""Opening the lake: DuckDB with the DuckLake catalog attached, once per process.
 
 DuckDB itself holds nothing (an in-memory database); every table lives in the
 DuckLake attached as ``lake`` and made the default catalog, so SQL says

@@ -30,8 +30,11 @@ def history(conn: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
     for snapshot, time, message, extra in conn.execute(
             f"SELECT snapshot_id, snapshot_time, commit_message, commit_extra_info FROM {LAKE}.snapshots() "
             "WHERE commit_extra_info IS NOT NULL ORDER BY snapshot_id DESC").fetchall():
-        info = json.loads(extra)
-        if info.get("table") == table:
+        try:
+            info = json.loads(extra)
+        except ValueError:  # a commit labelled by some other tool
+            continue
+        if isinstance(info, dict) and info.get("table") == table:
             entries.append({"version": snapshot, "time": time, "action": message,
                             **{k: info.get(k) for k in ("run_id", "rows", "data_version", "high_water")}})
     return entries

@@ -19,6 +19,7 @@ import pytest
 
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.sample_data.land import land
+from platform_assets.settings import Settings
 from platform_assets.warehouse import commits
 from platform_assets_tests.conftest import load_raw
 from platform_assets_tests.e2e.dagster_server import fresh_postgres_database
@@ -46,8 +47,8 @@ def postgres_lake(data_dir, monkeypatch):
 
 
 def warehouse(**kwargs) -> Warehouse:
-    return Warehouse(catalog=os.environ["PLATFORM_LAKE_CATALOG"], data_path=os.environ["PLATFORM_LAKE_DATA_PATH"],
-                     **kwargs)
+    """The lake the fixture configured in the environment, as the platform reads it."""
+    return Warehouse.from_settings(Settings.from_env(), **kwargs)
 
 
 def database_suffix(url: str) -> str:

@@ -37,8 +37,11 @@ def replace_digest(conn, table: str, removed: tuple[int, int], added: tuple[int,
 
 
 def digest_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [name for (name,) in conn.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()
-            if name not in LOAD_TIMESTAMPS]
+    return [name for name in column_names(conn, table) if name not in LOAD_TIMESTAMPS]
+
+
+def column_names(conn: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [name for (name,) in conn.execute(f"SELECT column_name FROM (DESCRIBE {relation})").fetchall()]
 
 
 def row_hash_sum(conn, relation: str, columns: list[str], where: str = "") -> tuple[int, int]:

@@ -22,6 +22,7 @@ CHUNK_ROWS = 500_000
 # for the same time (benchmarks/pipeline.py).
 POLARS_ENGINE = "in-memory"
 
+
 def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params=None):
     """The first value of a query's result, or None; the result is read to the end.
 
@@ -91,7 +92,8 @@ def replace_rows(
     try:
         for i, frame in enumerate(frames):
             conn.register("_frame", frame)
-            if i == 0 and (not exists or _columns(conn, table) != _columns(conn, "_frame") + ["_updated_at"]):
+            if i == 0 and (not exists or digests.column_names(conn, table)
+                           != [*digests.column_names(conn, "_frame"), "_updated_at"]):
                 conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
                 exists, dates = True, None  # a new table: its digest is computed in full below
             else:
@@ -107,10 +109,6 @@ def replace_rows(
         digests.replace_digest(conn, table, removed, added)
     if high_water is not None:
         set_watermark(conn, table, high_water)
-
-
-def _columns(conn: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
-    return [name for (name,) in conn.execute(f"SELECT column_name FROM (DESCRIBE {relation})").fetchall()]
 
 
 def date_chunks(conn: duckdb.DuckDBPyConnection, table: str, day: str, rows_per_chunk: int) -> list[tuple[date, date]]:

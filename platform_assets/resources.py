@@ -14,7 +14,7 @@ import dagster as dg
 
 from platform_assets.warehouse.lake import Warehouse
 
-__all__ = ["LandingZone", "ModelStore", "Warehouse"]
+__all__ = ["LandingZone", "ModelStore", "Warehouse", "landing_outcome"]
 
 # Names of quarantined entries stay this short, so ``<name>.<n>.reason.txt`` fits the usual 255-byte limit.
 MAX_NAME_BYTES = 200
@@ -106,6 +106,23 @@ class LandingZone(dg.ConfigurableResource):
         Path(f"{target}.reason.txt").write_text(reason + "\n")
         os.replace(path, target)
         return target
+
+
+QUARANTINED = "quarantined"
+STUCK = "stuck in landing"
+
+
+def landing_outcome(asset_key: dg.AssetKey, outcome: str, file: str, reason: str,
+                    partition: str | None = None) -> dg.AssetObservation:
+    """A file's trouble (``QUARANTINED``, ``STUCK``) recorded on the raw asset it was meant for.
+
+    Whoever decides it (the landing sensor, a raw load) reports it the same way, so it shows
+    on the asset's page in the UI and reaches the alerts through Dagster's event log.
+    """
+    return dg.AssetObservation(
+        asset_key=asset_key, partition=partition, description=f"{file} {outcome}: {reason}",
+        metadata={"landing_outcome": outcome, "file": file, "reason": reason},
+    )
 
 
 class ModelStore(dg.ConfigurableResource):

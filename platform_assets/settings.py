@@ -26,6 +26,10 @@ RETRAIN_INTERVAL_ENV = "PLATFORM_RETRAIN_MIN_INTERVAL_SECONDS"
 QUIET_ENV = "PLATFORM_LANDING_QUIET_SECONDS"
 RETRY_ENV = "PLATFORM_LANDING_RETRY_SECONDS"
 STUCK_ENV = "PLATFORM_LANDING_STUCK_SECONDS"
+FRESHNESS_ENV = "PLATFORM_FRESHNESS_HOURS"
+ALERT_URLS_ENV = "PLATFORM_ALERT_URLS"
+ALERT_GROUP_ENV = "PLATFORM_ALERT_GROUP_SECONDS"
+UI_URL_ENV = "PLATFORM_UI_URL"
 # soda/contracts/ beside the package in a checkout (the README installs it editable)
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "soda" / "contracts"
 
@@ -48,6 +52,14 @@ class Settings:
     landing_retry_seconds: float
     # a file still in landing/ after this long is reported as stuck
     landing_stuck_seconds: float
+    # the daily layers are stale when not updated for this long (a FreshnessPolicy on each)
+    freshness_hours: float
+    # where alerts go: apprise URLs separated by spaces; ${VAR} in them is read from the environment
+    alert_urls: str
+    # alerts raised within this long of each other (a burst) go out as one message
+    alert_group_seconds: float
+    # the Dagster UI as the people who get alerts reach it: links in messages point there
+    ui_url: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,6 +76,10 @@ class Settings:
             landing_quiet_seconds=float(os.environ.get(QUIET_ENV, "5")),
             landing_retry_seconds=float(os.environ.get(RETRY_ENV, "60")),
             landing_stuck_seconds=float(os.environ.get(STUCK_ENV, "3600")),
+            freshness_hours=float(os.environ.get(FRESHNESS_ENV, "26")),
+            alert_urls=os.environ.get(ALERT_URLS_ENV, ""),
+            alert_group_seconds=float(os.environ.get(ALERT_GROUP_ENV, "30")),
+            ui_url=os.environ.get(UI_URL_ENV, "http://127.0.0.1:3000").rstrip("/"),
         )
 
     @property

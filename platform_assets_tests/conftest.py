@@ -88,3 +88,21 @@ def full_history(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("full") / "data"
     land(data_dir, batch="all")
     return data_dir
+
+
+@pytest.fixture
+def mailbox():
+    from platform_assets_tests.fixtures.receivers import Mailbox
+
+    box = Mailbox().start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def webhook():
+    from platform_assets_tests.fixtures.receivers import Webhook
+
+    hook = Webhook().start()
+    yield hook
+    hook.stop()

@@ -244,11 +244,16 @@ def test_a_file_whose_load_failed_is_retried_with_a_back_off_and_reported_when_s
     assert "retrying the load of sales_2013-01-01.csv (attempt 2)" in capsys.readouterr().err
     assert not run_request(instance, resources, retry).success
     time.sleep(1.5)
-    assert tick().run_requests == []  # the back-off doubled
+    stuck = tick()
+    assert stuck.run_requests == []  # the back-off doubled
     log = capsys.readouterr().err
     assert "trying again after a 2s back-off (attempt 3)" in log
     assert "STUCK: sales_2013-01-01.csv has waited in landing/" in log
-    tick()
+    (observation,) = stuck.asset_events  # on raw/sales, where the UI and the alerts see it
+    assert (observation.asset_key.to_user_string(), observation.partition) == ("raw/sales", "sales_2013-01-01.csv")
+    assert observation.metadata["landing_outcome"].value == "stuck in landing"
+    assert "its load failed 2 time(s)" in observation.metadata["reason"].value
+    assert tick().asset_events == []
     assert "STUCK" not in capsys.readouterr().err  # reported once
 
     immutable(path, on=False)  # an operator fixes the permissions

@@ -15,7 +15,7 @@ import dagster as dg
 
 from platform_assets import rossmann
 from platform_assets.loading import BadFile, stage_csv
-from platform_assets.resources import LandingZone, Warehouse, content_hash
+from platform_assets.resources import QUARANTINED, LandingZone, Warehouse, content_hash, landing_outcome
 from platform_assets.warehouse import commits, ledger
 from platform_assets.warehouse.tables import scalar
 
@@ -109,6 +109,8 @@ def _load_file(
             commits.write(conn, record_quarantined, log=context.log)
             if from_landing:
                 landing.move_to_quarantine(path, reason)
+            context.log_event(landing_outcome(context.asset_key, QUARANTINED, name, reason,
+                                              partition=context.partition_key if context.has_partition_key else None))
             raise dg.Failure(
                 description=f"{name} was quarantined, nothing was loaded: {reason}",
                 metadata={"file": name, "reason": reason, "quarantined_to": str(landing.quarantine)},

@@ -36,7 +36,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, WILL_RETRY_TAG
 
 from platform_assets import rossmann
 from platform_assets.assets.raw import LANDED_AT_TAG, raw_sales, raw_stores, sales_files
-from platform_assets.resources import LandingZone, content_hash, printable
+from platform_assets.resources import QUARANTINED, STUCK, LandingZone, content_hash, landing_outcome, printable
 from platform_assets.settings import Settings
 
 MAX_RETRY_SECONDS = 3600
@@ -101,6 +101,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
     return dg.SensorResult(
         run_requests=tick.runs,
         dynamic_partitions_requests=[sales_files.build_add_request(tick.new_partitions)] if tick.new_partitions else [],
+        asset_events=tick.outcomes,
         cursor=state.to_cursor(),
     )
 
@@ -113,6 +114,7 @@ class _Tick:
         self.log = context.log
         self.runs: list[dg.RunRequest] = []
         self.new_partitions: list[str] = []
+        self.outcomes: list[dg.AssetObservation] = []  # quarantined and stuck files, for the UI and the alerts
         self.unsettled: dict[str, list] = {}
 
     @cached_property
@@ -206,6 +208,7 @@ class _Tick:
         if waited > self.settings.landing_stuck_seconds and not pending.reported_stuck:
             pending.reported_stuck = True
             self.log.error(f"STUCK: {name} has waited in landing/ for {waited / 60:.1f} min: {why}")
+            self.record(STUCK, name, f"waited {waited / 60:.1f} min: {why}")
 
     def drop_duplicate(self, path: Path) -> None:
         path.unlink()
@@ -215,6 +218,14 @@ class _Tick:
     def quarantine(self, path: Path, reason: str) -> None:
         target = self.landing.move_to_quarantine(path, reason)
         self.log.warning(f"quarantined as {target.name}: {reason}")
+        self.record(QUARANTINED, printable(path.name), reason)
+
+    def record(self, outcome: str, name: str, reason: str) -> None:
+        """An observation on the raw asset the file was meant for (a bad name counts as a sales file)."""
+        stores = name == rossmann.STORES_FILE
+        partition = None if stores or not self.context.instance.has_dynamic_partition(sales_files.name, name) else name
+        self.outcomes.append(landing_outcome(raw_stores.key if stores else raw_sales.key, outcome, name, reason,
+                                             partition=partition))
 
     def loaded_content(self, name: str) -> str | None:
         """The content hash of the newest materialization of ``name``: what is loaded under it."""

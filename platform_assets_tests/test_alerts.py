@@ -1,0 +1,185 @@
+"""The alert sensor against a real Dagster instance, a real SMTP server and a real webhook receiver on loopback.
+
+Runs are the real raw loads with their Soda checks; the sensor is evaluated like the
+daemon does (cursor carried, landing observations stored). The same against a running
+`dagster dev`, with Dagster's freshness daemon, is e2e/test_alerts.py.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+
+from platform_assets.alerts.sensor import alert_sensor
+from platform_assets.automation.landing_sensor import landing_sensor
+from platform_assets.definitions import defs
+from platform_assets.sample_data.land import land
+
+UI = "http://dagster.example:3000"
+HEADER = "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday"
+FIRST = date(2013, 1, 9)
+CHECK = "sales_not_negative"
+
+
+def write_sales(landing_dir, day: date, negative: int = 0, closed: int = 0) -> str:
+    """A day of all 1,115 stores; the first ``negative`` sell a negative amount, the last ``closed`` are closed."""
+    rows = []
+    for store in range(1, 1116):
+        is_closed = store > 1115 - closed
+        sales = 0 if is_closed else -10 if store <= negative else 5000 + store
+        rows.append(f"{store},{day.isoweekday()},{day},{sales},{0 if is_closed else 500 + store},"
+                    f"{0 if is_closed else 1},0,0,0")
+    name = f"sales_{day}.csv"
+    (landing_dir / name).write_text("\n".join([HEADER, *rows]) + "\n")
+    return name
+
+
+@pytest.fixture
+def channels(monkeypatch, mailbox, webhook):
+    monkeypatch.setenv("PLATFORM_ALERT_URLS", f"{mailbox.url} {webhook.url}")
+    monkeypatch.setenv("PLATFORM_UI_URL", UI)
+    monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "0")
+    return mailbox, webhook
+
+
+@pytest.fixture
+def alerts(instance):
+    """Evaluate the alert sensor as the daemon does, carrying its cursor; the first tick starts watching."""
+    state = {"cursor": None}
+    repository = defs.get_repository_def()
+
+    def _tick() -> None:
+        context = dg.build_sensor_context(instance=instance, cursor=state["cursor"], repository_def=repository)
+        state["cursor"] = alert_sensor(context).cursor
+
+    _tick()
+    return _tick
+
+
+@pytest.fixture
+def stores_loaded(data_dir, load):
+    land(data_dir, days=1, first=date(2012, 12, 31))
+    (data_dir / "landing" / "sales_2012-12-31.csv").unlink()
+    assert load().success
+
+
+def test_a_failed_blocking_check_alerts_once_per_incident_and_once_when_resolved(
+        channels, alerts, stores_loaded, load, data_dir):
+    mailbox, webhook = channels
+    name = write_sales(data_dir / "landing", FIRST, negative=2)
+    assert not load(name).success
+    alerts()
+
+    (mail,), (hook,) = mailbox.messages(), webhook.messages()
+    assert mail["title"] == hook["title"] == f"[platform_assets] Blocking check failed: raw/sales {CHECK} on {name}"
+    assert mail["body"].strip() == hook["message"].strip()
+    body = hook["message"]
+    assert f"- {name}: 2 failing row(s) of 1,115 (0.18%)" in body
+    assert "Rule: Sales are never negative." in body
+    assert "| 1 | 3 | 2013-01-09 | -10 |" in body  # a failing row
+    assert f"Check: {UI}/assets/raw/sales?view=checks&checkDetail={CHECK}" in body
+    assert "Owners: team:data-platform" in body
+    assert hook["type"] == "failure"
+
+    assert not load(name).success  # fails again on the next run: the same incident
+    alerts()
+    alerts()
+    assert len(mailbox.messages()) == len(webhook.messages()) == 1
+
+    write_sales(data_dir / "landing", FIRST)  # the corrected file, same name
+    assert load(name).success
+    alerts()
+    alerts()
+    assert [m["title"] for m in webhook.messages()][1:] == [
+        f"[platform_assets] Resolved: raw/sales {CHECK} passes on {name}"]
+    assert [m["title"] for m in mailbox.messages()] == [m["title"] for m in webhook.messages()]
+    assert webhook.messages()[1]["type"] == "success"
+
+
+def test_a_burst_of_bad_files_is_one_summary_per_channel(channels, alerts, stores_loaded, load, data_dir,
+                                                          monkeypatch):
+    mailbox, webhook = channels
+    monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "3600")  # the burst is not over while files keep failing
+    names = [write_sales(data_dir / "landing", FIRST + timedelta(days=i), negative=i + 1) for i in range(10)]
+    for name in names:
+        assert not load(name).success
+        alerts()
+    assert mailbox.messages() == webhook.messages() == []
+
+    monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "0")  # quiet since: the burst is over
+    alerts()
+    (mail,), (hook,) = mailbox.messages(), webhook.messages()
+    assert hook["title"] == f"[platform_assets] Blocking check failed: raw/sales {CHECK} on 10 files"
+    for i, name in enumerate(names):
+        assert f"- {name}: {i + 1} failing row(s) of 1,115" in hook["message"]
+    assert mail["title"] == hook["title"]
+
+
+def test_advisory_checks_do_not_page(channels, alerts, stores_loaded, load, data_dir):
+    mailbox, webhook = channels
+    name = write_sales(data_dir / "landing", FIRST, closed=600)  # most stores closed on a Wednesday
+    result = load(name)
+    advisory = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    assert result.success and advisory == ["open_share_of_regular_days"]
+    alerts()
+    assert mailbox.messages() == webhook.messages() == []
+
+
+def test_a_channel_that_is_down_gets_the_alert_when_it_is_back(channels, alerts, stores_loaded, load, data_dir,
+                                                               capsys):
+    mailbox, webhook = channels
+    mailbox.stop()
+    name = write_sales(data_dir / "landing", FIRST, negative=1)
+    assert not load(name).success
+    alerts()
+    alerts()
+    assert len(webhook.messages()) == 1 and mailbox.messages() == []
+    assert "1 message(s) kept for the next tick" in capsys.readouterr().err
+
+    mailbox.start()
+    alerts()
+    alerts()
+    assert [m["title"] for m in mailbox.messages()] == [webhook.messages()[0]["title"]]
+    assert len(webhook.messages()) == 1
+
+
+def test_quarantined_files_alert_with_their_reason(channels, alerts, stores_loaded, load, data_dir, instance,
+                                                   landing):
+    mailbox, webhook = channels
+    broken = data_dir / "landing" / f"sales_{FIRST}.csv"
+    broken.write_text(HEADER + "\n1,3,2013-01-09,5000,500,1,0,0,0\n2,3,2013-01-09,lots,500,1,0,0,0\n")
+    assert not load(broken.name).success
+    alerts()
+    (hook,) = webhook.messages()
+    assert hook["title"] == f"[platform_assets] File quarantined: {broken.name}"
+    assert "Reason: " in hook["message"] and "Line: 3" in hook["message"]
+    assert f"Run: {UI}/runs/" in hook["message"]  # the failed load is the quarantine, not a second alert
+
+    (data_dir / "landing" / "sales_yesterday.csv").write_text(HEADER + "\n")  # a name the sensor refuses
+    result = landing_sensor(dg.build_sensor_context(instance=instance, resources={"landing": landing}))
+    for event in result.asset_events:  # what the daemon does with a sensor's asset events
+        instance.report_runless_asset_event(event)
+    alerts()
+    assert webhook.messages()[1]["title"] == "[platform_assets] File quarantined: sales_yesterday.csv"
+    assert len(mailbox.messages()) == 2
+
+
+def test_a_run_that_fails_for_good_alerts_with_its_step_and_error(channels, alerts, stores_loaded, load):
+    mailbox, webhook = channels
+    assert not load("sales_2013-01-20.csv").success  # requested, but no such file anywhere
+    alerts()
+    (hook,) = webhook.messages()
+    assert hook["title"] == "[platform_assets] Run failed: __ephemeral_asset_job__ in step raw__sales"
+    assert ": sales_2013-01-20.csv is neither in" in hook["message"] and f"{UI}/runs/" in hook["message"]
+
+
+def test_without_channels_alerts_are_written_to_the_sensor_log(alerts, stores_loaded, load, data_dir, monkeypatch,
+                                                                capsys):
+    monkeypatch.delenv("PLATFORM_ALERT_URLS", raising=False)
+    monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "0")
+    name = write_sales(data_dir / "landing", FIRST, negative=3)
+    assert not load(name).success
+    alerts()
+    log = capsys.readouterr().err
+    assert f"ALERT [platform_assets] Blocking check failed: raw/sales {CHECK} on {name}" in log
+    assert "PLATFORM_ALERT_URLS is empty" in log

@@ -31,7 +31,7 @@ def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, schema: FileSchema, t
             f"{path.name}: header does not match the {schema.kind} schema"
             + (f"; missing columns: {', '.join(missing)}" if missing else "")
             + (f"; unexpected columns: {', '.join(unexpected)}" if unexpected else "")
-            + (f"; duplicated columns in header" if not missing and not unexpected else "")
+            + ("; duplicated columns in header" if not missing and not unexpected else "")
             + f" (line 1: {','.join(header)!r})"
         )
     types = {c.name: c.duckdb_type for c in schema.columns}

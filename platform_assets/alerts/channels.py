@@ -12,7 +12,6 @@ import os
 
 import apprise
 
-from platform_assets.alerts.messages import Message
 
 MAX_QUEUED = 50  # per channel; older undelivered messages are dropped (and logged) beyond this
 

@@ -181,7 +181,8 @@ def dagster_dev(workdir: Path, *, sensor_interval: int = 2, automation_interval:
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PLATFORM_DATA_DIR": str(data_dir),
            "PLATFORM_SENSOR_INTERVAL_SECONDS": str(sensor_interval),
-           "PLATFORM_AUTOMATION_INTERVAL_SECONDS": str(automation_interval), **(env or {})}
+           "PLATFORM_AUTOMATION_INTERVAL_SECONDS": str(automation_interval),
+           "PLATFORM_UI_URL": f"http://127.0.0.1:{port}", **(env or {})}
     with log.open("w") as out:
         process = subprocess.Popen(
             [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],

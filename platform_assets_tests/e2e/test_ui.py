@@ -4,53 +4,15 @@ Drives Debian's Chromium with Playwright (never a downloaded browser). Screensho
 test-artifacts/ (and, when UPDATE_DOCS_SCREENSHOTS=1, to docs/ for the README).
 """
 
-import os
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from platform_assets_tests.e2e.dagster_server import BIN, REPO, dagster_dev
+from platform_assets_tests.e2e.browser import dismiss_welcome, shoot
+from platform_assets_tests.e2e.dagster_server import BIN, dagster_dev
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test and .ci/run do)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def shoot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name))
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-        shutil.copy(ARTIFACTS / name, REPO / "docs" / name)
-
-
-def dismiss_welcome(page) -> None:
-    """A new browser profile is greeted by a sign-up dialog that may render after the page settles.
-
-    Wait for it and skip it (the choice is kept for the rest of the session); go on if it never shows.
-    """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    try:
-        page.get_by_role("button", name="Skip").click(timeout=15_000)
-    except PlaywrightTimeout:
-        pass
 
 
 def test_materialize_all_from_the_ui_then_read_schema_and_lineage(tmp_path, browser):

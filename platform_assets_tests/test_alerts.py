@@ -11,8 +11,10 @@ import dagster as dg
 import pytest
 
 from platform_assets.alerts.sensor import alert_sensor
+from platform_assets.assets.raw import raw_sales
 from platform_assets.automation.landing_sensor import landing_sensor
 from platform_assets.definitions import defs
+from platform_assets.resources import STUCK, landing_outcome
 from platform_assets.sample_data.land import land
 
 UI = "http://dagster.example:3000"
@@ -36,7 +38,10 @@ def write_sales(landing_dir, day: date, negative: int = 0, closed: int = 0) -> s
 
 @pytest.fixture
 def channels(monkeypatch, mailbox, webhook):
-    monkeypatch.setenv("PLATFORM_ALERT_URLS", f"{mailbox.url} {webhook.url}")
+    # the webhook's port comes from another variable, as a secret token would
+    monkeypatch.setenv("ALERT_HOOK_PORT", str(webhook.server.port))
+    monkeypatch.setenv("PLATFORM_ALERT_URLS",
+                       f"{mailbox.url} {webhook.url.replace(str(webhook.server.port), '${ALERT_HOOK_PORT}')}")
     monkeypatch.setenv("PLATFORM_UI_URL", UI)
     monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "0")
     return mailbox, webhook
@@ -115,6 +120,20 @@ def test_a_burst_of_bad_files_is_one_summary_per_channel(channels, alerts, store
     assert mail["title"] == hook["title"]
 
 
+def test_different_problems_in_one_burst_are_one_numbered_message(channels, alerts, stores_loaded, load, data_dir):
+    _, webhook = channels
+    bad = write_sales(data_dir / "landing", FIRST, negative=1)
+    broken = data_dir / "landing" / f"sales_{FIRST + timedelta(days=1)}.csv"
+    broken.write_text(HEADER + "\n1,4,2013-01-10,lots,500,1,0,0,0\n")
+    assert not load(bad).success and not load(broken.name).success
+    alerts()
+    (hook,) = webhook.messages()
+    assert hook["title"] == (f"[platform_assets] 2 problem(s): Blocking check failed: raw/sales {CHECK} on {bad}; "
+                             f"File quarantined: {broken.name}")
+    assert hook["message"].startswith(f"1. Blocking check failed: raw/sales {CHECK} on {bad}\n")
+    assert f"\n\n2. File quarantined: {broken.name}\n" in hook["message"]
+
+
 def test_advisory_checks_do_not_page(channels, alerts, stores_loaded, load, data_dir):
     mailbox, webhook = channels
     name = write_sales(data_dir / "landing", FIRST, closed=600)  # most stores closed on a Wednesday
@@ -164,13 +183,56 @@ def test_quarantined_files_alert_with_their_reason(channels, alerts, stores_load
     assert len(mailbox.messages()) == 2
 
 
-def test_a_run_that_fails_for_good_alerts_with_its_step_and_error(channels, alerts, stores_loaded, load):
-    mailbox, webhook = channels
-    assert not load("sales_2013-01-20.csv").success  # requested, but no such file anywhere
+def test_a_stuck_file_alerts(channels, alerts, instance):
+    _, webhook = channels
+    # what the landing sensor records (test_sensor.py shows it does), as the daemon stores it
+    instance.report_runless_asset_event(landing_outcome(raw_sales.key, STUCK, "sales_2013-01-09.csv",
+                                                        "waited 61.0 min: its load failed 3 time(s)"))
+    alerts()
+    (hook,) = webhook.messages()
+    assert hook["title"] == "[platform_assets] File stuck in landing: sales_2013-01-09.csv"
+    assert "still in landing/: waited 61.0 min: its load failed 3 time(s)" in hook["message"]
+    assert f"{UI}/assets/raw/sales?view=events" in hook["message"]
+
+
+@pytest.fixture
+def retrying_instance():
+    """An instance that retries a failed run once (unlike dagster.yaml, also one that failed in an op)."""
+    with dg.instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 1}}) as instance:
+        yield instance
+
+
+def test_a_run_alerts_when_it_failed_for_good_not_while_it_will_be_retried(
+        channels, retrying_instance, resources, data_dir, monkeypatch):
+    from platform_assets_tests.conftest import load_raw
+
+    _, webhook = channels
+    state = {"cursor": None}
+
+    def alerts():
+        context = dg.build_sensor_context(instance=retrying_instance, cursor=state["cursor"],
+                                          repository_def=defs.get_repository_def())
+        state["cursor"] = alert_sensor(context).cursor
+
+    alerts()
+    land(data_dir, days=1, first=date(2012, 12, 31))
+    assert load_raw(retrying_instance, resources).success
+    missing = "sales_2013-01-20.csv"  # requested, but no such file anywhere
+    first = load_raw(retrying_instance, resources, missing)
+    assert not first.success and first.dagster_run.run_id
+    assert retrying_instance.get_run_by_id(first.run_id).tags["dagster/will_retry"] == "true"
+    alerts()
+    assert webhook.messages() == []  # its retry may still succeed
+
+    # the last attempt: what the retry daemon's run carries, with no retry left after it
+    last = load_raw(retrying_instance, resources, missing,
+                    tags={"dagster/retry_number": "1", "dagster/max_retries": "0"})
+    assert retrying_instance.get_run_by_id(last.run_id).tags["dagster/will_retry"] == "false"
     alerts()
     (hook,) = webhook.messages()
     assert hook["title"] == "[platform_assets] Run failed: __ephemeral_asset_job__ in step raw__sales"
-    assert ": sales_2013-01-20.csv is neither in" in hook["message"] and f"{UI}/runs/" in hook["message"]
+    assert "(attempt 2, no retry left)" in hook["message"]
+    assert f": {missing} is neither in" in hook["message"] and f"{UI}/runs/{last.run_id}" in hook["message"]
 
 
 def test_without_channels_alerts_are_written_to_the_sensor_log(alerts, stores_loaded, load, data_dir, monkeypatch,
@@ -183,3 +245,9 @@ def test_without_channels_alerts_are_written_to_the_sensor_log(alerts, stores_lo
     log = capsys.readouterr().err
     assert f"ALERT [platform_assets] Blocking check failed: raw/sales {CHECK} on {name}" in log
     assert "PLATFORM_ALERT_URLS is empty" in log
+
+    monkeypatch.setenv("PLATFORM_ALERT_URLS", "carrier-pigeon://coop")  # a typo in the setting
+    write_sales(data_dir / "landing", FIRST + timedelta(days=1), negative=1)
+    assert not load(f"sales_{FIRST + timedelta(days=1)}.csv").success
+    alerts()
+    assert "PLATFORM_ALERT_URLS: carrier-pigeon://... is not a URL apprise understands" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from platform_assets.alerts.events import Finding
 
 MAX_MEMBERS = 200  # files named per incident; the count goes on
+SAMPLED = 5  # failing members whose failing-row samples are kept
 
 
 @dataclass
@@ -51,7 +52,9 @@ class AlertState:
         if found.member in incident["failing"]:
             incident["failing"][found.member] = found.detail
             return
-        incident["failing"][found.member] = found.detail
+        # the cursor stays small however many files fail: samples of the first few only
+        incident["failing"][found.member] = found.detail if len(incident["failing"]) < SAMPLED else {
+            k: v for k, v in found.detail.items() if k != "sample"}
         incident["ever"] += 1
         if len(incident["first"]) < MAX_MEMBERS:
             incident["first"].append(found.member)

@@ -52,7 +52,8 @@ def compose(notices: list[dict], opened: dict[str, dict], directory: Directory) 
     resolved = len(parts) - problems
     counts = ", ".join(s for s in (f"{problems} problem(s)" if problems else "",
                                    f"{resolved} resolved" if resolved else "") if s)
-    title = f"{PREFIX} {counts}: " + "; ".join(headline for headline, _, _ in parts[:3]) + ("; ..." if len(parts) > 3 else "")
+    headlines = "; ".join(headline for headline, _, _ in parts[:3]) + ("; ..." if len(parts) > 3 else "")
+    title = f"{PREFIX} {counts}: {headlines}"
     body = "\n\n".join(f"{i}. {headline}\n{body}" for i, (headline, body, _) in enumerate(parts, 1))
     severity = "failure" if any(s == "failure" for _, _, s in parts) else parts[0][2]
     return Message(title, body, severity)

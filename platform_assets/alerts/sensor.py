@@ -5,13 +5,14 @@ even with no channel configured. Delivery failures are logged and retried on a
 later tick; nothing here raises into Dagster for a channel's sake.
 """
 
+import json
 import time
 
 import dagster as dg
 
 from platform_assets.alerts import channels, events
 from platform_assets.alerts.incidents import AlertState
-from platform_assets.alerts.messages import Directory, compose
+from platform_assets.alerts.messages import PREFIX, Directory, Message, compose
 from platform_assets.settings import ALERT_URLS_ENV, Settings
 
 
@@ -55,7 +56,7 @@ def alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason | dg.Sens
         configured = _channels(settings, context.log)
         if flush:
             notices, opened = state.close_batch()
-            message = compose(notices, opened, directory_of(context.repository_def, settings))
+            message = _compose(notices, opened, directory_of(context.repository_def, settings), context.log)
             context.log.warning(f"ALERT {message.title}\n{message.body}")
             if not configured:
                 context.log.info(f"no alert channel configured ({ALERT_URLS_ENV} is empty): the message is only logged")
@@ -63,6 +64,15 @@ def alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason | dg.Sens
                 state.outbox.setdefault(channel.id, []).append(message.as_dict())
         channels.deliver(state.outbox, configured, context.log)
     return dg.SensorResult(cursor=state.to_cursor())
+
+
+def _compose(notices, opened, directory, log) -> Message:
+    """The batch's message; should writing it fail, a plain one still goes out (the alert is never lost)."""
+    try:
+        return compose(notices, opened, directory)
+    except Exception as error:
+        log.error(f"could not write the alert message ({type(error).__name__}: {error}); sending the raw notices")
+        return Message(f"{PREFIX} {len(notices)} alert(s)", json.dumps(notices, indent=1, default=str), "failure")
 
 
 def _channels(settings: Settings, log) -> list[channels.Channel]:

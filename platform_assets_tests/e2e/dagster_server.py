@@ -189,6 +189,7 @@ def dagster_dev(workdir: Path, *, sensor_interval: int = 2, automation_interval:
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = DagsterServer(f"http://127.0.0.1:{port}", data_dir, dagster_home, log, env)
+    server.pid = process.pid  # the process group of everything dagster dev starts
     try:
         server.wait_until(lambda: _answers(server) or process.poll() is not None, 180, "the webserver")
         if process.poll() is not None:

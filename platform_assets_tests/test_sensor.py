@@ -11,8 +11,10 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from platform_assets.assets.raw import raw_stores, sales_files
+from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
 from platform_assets.automation.landing_sensor import landing_sensor
+from platform_assets.definitions import assets as ASSETS
+from platform_assets.definitions import checks as CHECKS
 from platform_assets.sample_data.land import land
 from platform_assets_tests.conftest import load_raw
 from platform_assets_tests.fixtures.odd_entries import odd_entries
@@ -47,6 +49,10 @@ def master_loaded(data_dir, instance, resources):
     assert dg.materialize([raw_stores], instance=instance, resources=resources).success
 
 
+def selection(request: dg.RunRequest) -> list[str]:
+    return [key.to_user_string() for key in request.asset_selection]
+
+
 def requested(result) -> list[tuple[str, str]]:
     return sorted((r.partition_key or "", r.asset_selection[0].to_user_string()) for r in result.run_requests)
 
@@ -63,6 +69,27 @@ def test_a_new_file_gives_one_run_and_one_partition(tick, data_dir, instance, ma
     land(data_dir, days=1)
     assert requested(tick()) == [("sales_2013-01-01.csv", "raw/sales")]
     assert instance.get_dynamic_partitions(sales_files.name) == ["sales_2013-01-01.csv"]
+
+
+def test_a_lone_file_is_carried_through_every_layer_in_one_run_a_burst_or_a_busy_instance_is_not(
+        tick, data_dir, instance, resources, master_loaded):
+    assert load_raw(instance, resources).success  # the master's checks verify it for cleaned
+    land(data_dir, days=1)
+    (lone,) = tick().run_requests
+    assert selection(lone) == ["raw/sales", "cleaned/sales", "features/sales_features"]
+    result = dg.materialize([*ASSETS, *CHECKS], selection=lone.asset_selection, partition_key=lone.partition_key,
+                            instance=instance, resources=resources)
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == set(selection(lone))
+    checked = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
+    assert checked == {"raw/sales", "cleaned/sales", "features/sales_features"}  # every layer's contract ran
+
+    land(data_dir, days=2)  # a burst: raw only, downstream_automation folds them into one run
+    assert [selection(r) for r in tick().run_requests] == [["raw/sales"], ["raw/sales"]]
+
+    instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED,
+                                   asset_selection=frozenset({raw_sales.key})))
+    land(data_dir, days=1)  # alone, but a load is running: raw only
+    assert [selection(r) for r in tick().run_requests] == [["raw/sales"]]
 
 
 def test_the_same_content_as_loaded_is_dropped_as_a_duplicate(tick, data_dir, instance, resources, master_loaded):

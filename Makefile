@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench bench-incremental soak chromium postgres sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental bench-latency soak chromium postgres sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,10 @@ bench: install
 
 bench-incremental: install
 	$(BIN)/python benchmarks/incremental.py
+
+# Landing -> fresh features under a real `dagster dev` (about 10 minutes), and the CPU of an idle one.
+bench-latency: install
+	$(BIN)/python benchmarks/latency.py
 
 # A busy day against a real `dagster dev` (about 10 minutes): files land in bursts while users click.
 soak: install

@@ -8,6 +8,9 @@ CPU an idle `dagster dev` burns (the whole process group, from /proc) with these
 and with the intervals of before (sensor 10 s, automation 30 s), in the same run.
 
     .venv/bin/python benchmarks/latency.py [--files 10] [--idle 60]
+
+A lone file is carried through every layer in its own run: its raw checks then run inside
+"cleaned + features", and "checks", "waiting for automation" and "downstream run start" are 0.
 """
 
 import argparse
@@ -98,9 +101,9 @@ def measure_latency(workdir: Path, files: int) -> list[dict[str, float]]:
             return measured
 
 
-def measure_idle(workdir: Path, seconds: float, **intervals) -> float:
+def measure_idle(workdir: Path, seconds: float, settle: float, **intervals) -> float:
     with dagster_dev(workdir, **intervals) as server:
-        time.sleep(20)  # start-up work settles
+        time.sleep(settle)  # start-up work settles
         return idle_cpu(server, seconds)
 
 
@@ -112,16 +115,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--idle", type=float, default=60, help="seconds of idle CPU measurement per configuration")
+    parser.add_argument("--settle", type=float, default=20, help="seconds an idle server gets to finish starting")
     args = parser.parse_args()
     defaults = Settings.from_env()
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         print(f"landing {args.files} daily file(s) one after another under dagster dev "
               f"(sensor {defaults.sensor_interval_seconds} s, automation {defaults.automation_interval_seconds} s)")
         measured = measure_latency(Path(tmp) / "latency", args.files)
-        idle_now = measure_idle(Path(tmp) / "idle-now", args.idle,
+        idle_now = measure_idle(Path(tmp) / "idle-now", args.idle, args.settle,
                                 sensor_interval=defaults.sensor_interval_seconds,
                                 automation_interval=defaults.automation_interval_seconds)
-        idle_before = measure_idle(Path(tmp) / "idle-before", args.idle, **BEFORE)
+        idle_before = measure_idle(Path(tmp) / "idle-before", args.idle, args.settle, **BEFORE)
 
     totals = [m["total"] for m in measured]
     print("\nlanding -> fresh features        seconds")

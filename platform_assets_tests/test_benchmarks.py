@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from platform_assets.assets.cleaned import cleaned_sales
@@ -19,7 +20,8 @@ from platform_assets_tests.conftest import lake
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import pandas_pipeline  # noqa: E402  (benchmarks/ is not a package)
+import latency  # noqa: E402  (benchmarks/ is not a package)
+import pandas_pipeline  # noqa: E402
 
 
 def test_pipeline_benchmark_smoke():
@@ -36,6 +38,24 @@ def test_pipeline_benchmark_smoke():
     platform_rows = [int(line.split()[5].replace(",", "")) for line in table.splitlines()
                      if line.startswith("platform full")]
     assert platform_rows[1] > 3.9 * platform_rows[0]  # 4x the stores really is ~4x the rows
+
+
+@pytest.mark.e2e
+def test_latency_benchmark_smoke():
+    """`make bench-latency` on one file and a few idle seconds: every figure and a verdict for each goal."""
+    done = subprocess.run([sys.executable, "benchmarks/latency.py", "--files", "1", "--idle", "3", "--settle", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert [line.split()[0] for line in lines if line.startswith(("p50", "p90"))] == ["p50", "p90"]
+    assert all(line.rsplit(": ", 1)[1] in ("met", "MISSED") for line in lines if line.startswith(("p50", "p90")))
+    stages = {line.rsplit(None, 1)[0]: float(line.rsplit(None, 1)[1]) for line in lines
+              if line.rsplit(None, 1)[0] in latency.STAGES}
+    assert set(stages) == set(latency.STAGES)
+    assert 0 < stages["total"] < 300 and sum(v for k, v in stages.items() if k != "total") == pytest.approx(
+        stages["total"], abs=0.5)  # the stages add up to the whole way
+    (idle,) = [line for line in lines if line.startswith("idle dagster dev")]
+    assert idle.rsplit(": ", 1)[1] in ("met", "MISSED")
 
 
 def test_pandas_baseline_builds_the_platforms_features(data_dir, load, resources, instance, tmp_path):

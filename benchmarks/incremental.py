@@ -10,7 +10,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg

@@ -47,8 +47,7 @@ def channels(monkeypatch, mailbox, webhook):
     return mailbox, webhook
 
 
-@pytest.fixture
-def alerts(instance):
+def alert_ticks(instance):
     """Evaluate the alert sensor as the daemon does, carrying its cursor; the first tick starts watching."""
     state = {"cursor": None}
     repository = defs.get_repository_def()
@@ -59,6 +58,11 @@ def alerts(instance):
 
     _tick()
     return _tick
+
+
+@pytest.fixture
+def alerts(instance):
+    return alert_ticks(instance)
 
 
 @pytest.fixture
@@ -207,14 +211,7 @@ def test_a_run_alerts_when_it_failed_for_good_not_while_it_will_be_retried(
     from platform_assets_tests.conftest import load_raw
 
     _, webhook = channels
-    state = {"cursor": None}
-
-    def alerts():
-        context = dg.build_sensor_context(instance=retrying_instance, cursor=state["cursor"],
-                                          repository_def=defs.get_repository_def())
-        state["cursor"] = alert_sensor(context).cursor
-
-    alerts()
+    alerts = alert_ticks(retrying_instance)
     land(data_dir, days=1, first=date(2012, 12, 31))
     assert load_raw(retrying_instance, resources).success
     missing = "sales_2013-01-20.csv"  # requested, but no such file anywhere

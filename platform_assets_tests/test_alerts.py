@@ -244,7 +244,8 @@ def test_without_channels_alerts_are_written_to_the_sensor_log(alerts, stores_lo
     assert "PLATFORM_ALERT_URLS is empty" in log
 
     monkeypatch.setenv("PLATFORM_ALERT_URLS", "carrier-pigeon://coop")  # a typo in the setting
-    write_sales(data_dir / "landing", FIRST + timedelta(days=1), negative=1)
-    assert not load(f"sales_{FIRST + timedelta(days=1)}.csv").success
+    broken = data_dir / "landing" / f"sales_{FIRST + timedelta(days=1)}.csv"
+    broken.write_text(HEADER + "\n1,4,2013-01-10,lots,500,1,0,0,0\n")  # something new to send: a quarantine
+    assert not load(broken.name).success
     alerts()
     assert "PLATFORM_ALERT_URLS: carrier-pigeon://... is not a URL apprise understands" in capsys.readouterr().err

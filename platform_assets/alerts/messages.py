@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 PREFIX = "[platform_assets]"
+LAYERS = ("raw", "cleaned", "features", "model")  # assets are named in the order data flows
 FILES_NAMED = 10  # files listed in one message; the rest are counted
 SAMPLES = 2  # failing-row samples shown per message
 
@@ -98,8 +99,12 @@ def _how_bad(detail: dict) -> str:
             + (f" ({percent:.2f}%)" if percent is not None else ""))
 
 
+def _in_flow_order(assets) -> list[str]:
+    return sorted(assets, key=lambda a: (LAYERS.index(a.split("/")[0]) if a.split("/")[0] in LAYERS else 9, a))
+
+
 def _stale(incident: dict, directory: Directory) -> tuple[str, str, str]:
-    assets = list(incident["failing"])
+    assets = _in_flow_order(incident["failing"])
     lines = [f"No new data in {', '.join(assets)} for more than {_hours(directory.freshness_hours)} "
              "(its freshness policy).",
              "Is a daily file missing from landing/, stopped by a check, or is a run stuck?", "",
@@ -110,7 +115,7 @@ def _stale(incident: dict, directory: Directory) -> tuple[str, str, str]:
 def _resolved(notice: dict, directory: Directory) -> tuple[str, str, str]:
     lasted = _duration(notice["at"] - notice["opened"])
     if notice["kind"] == "stale":
-        assets = notice["members"]
+        assets = _in_flow_order(notice["members"])
         lines = [f"{', '.join(assets)} {'is' if len(assets) == 1 else 'are'} fresh again (stale for {lasted}).",
                  directory.owners_line(assets)] + [f"Asset: {directory.asset_link(a)}" for a in assets]
         return f"Resolved: fresh data in {', '.join(assets)}", _text(lines), "success"

@@ -110,6 +110,7 @@ class LandingZone(dg.ConfigurableResource):
 
 QUARANTINED = "quarantined"
 STUCK = "stuck in landing"
+OUTCOME_KEY = "landing_outcome"  # the observation's metadata entry naming the outcome
 
 
 def landing_outcome(asset_key: dg.AssetKey, outcome: str, file: str, reason: str,
@@ -121,7 +122,7 @@ def landing_outcome(asset_key: dg.AssetKey, outcome: str, file: str, reason: str
     """
     return dg.AssetObservation(
         asset_key=asset_key, partition=partition, description=f"{file} {outcome}: {reason}",
-        metadata={"landing_outcome": outcome, "file": file, "reason": reason},
+        metadata={OUTCOME_KEY: outcome, "file": file, "reason": reason},
     )
 
 

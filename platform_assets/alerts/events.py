@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
-from dagster._core.storage.tags import WILL_RETRY_TAG
+from dagster._core.storage.tags import RETRY_NUMBER_TAG, WILL_RETRY_TAG
+
+from platform_assets.resources import OUTCOME_KEY, QUARANTINED
 
 WATCHED = (
     DagsterEventType.ASSET_CHECK_EVALUATION,
@@ -69,9 +71,13 @@ def finding(instance: dg.DagsterInstance, entry) -> Finding | None:
     return None
 
 
+def _blocking(evaluation) -> bool:
+    return bool(evaluation.blocking or evaluation.severity == dg.AssetCheckSeverity.ERROR)
+
+
 def _check(entry, evaluation) -> Finding | None:
     """A blocking check's verdict on one partition (file); advisory checks never page."""
-    if not (evaluation.blocking or evaluation.severity == dg.AssetCheckSeverity.ERROR):
+    if not _blocking(evaluation):
         return None
     asset = evaluation.asset_key.to_user_string()
     metadata = {k: v.value for k, v in evaluation.metadata.items()}
@@ -94,10 +100,10 @@ def _check(entry, evaluation) -> Finding | None:
 
 def _landing_outcome(entry, observation) -> Finding | None:
     metadata = {k: v.value for k, v in observation.metadata.items()}
-    outcome = metadata.get("landing_outcome")
+    outcome = metadata.get(OUTCOME_KEY)
     if outcome is None:
         return None
-    return Finding("quarantined" if outcome == "quarantined" else "stuck", metadata["file"], detail={
+    return Finding("quarantined" if outcome == QUARANTINED else "stuck", metadata["file"], detail={
         "asset": observation.asset_key.to_user_string(), "file": metadata["file"], "reason": metadata["reason"],
         "run_id": entry.run_id or None, "at": entry.timestamp})
 
@@ -123,12 +129,12 @@ def _run_failure(instance: dg.DagsterInstance, entry) -> Finding | None:
         message = rest
     return Finding("run_failed", entry.run_id, detail={
         "job": run.job_name, "run_id": run.run_id, "step": step, "error": message.splitlines()[0] if message else "",
-        "attempt": int(run.tags.get("dagster/retry_number", "0")) + 1, "at": entry.timestamp})
+        "attempt": int(run.tags.get(RETRY_NUMBER_TAG, "0")) + 1, "at": entry.timestamp})
 
 
 def _data_alert(event) -> bool:
     """The run failed because of its data: a blocking check failed or its file was quarantined."""
     data = event.event_specific_data
     if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-        return not data.passed and (data.blocking or data.severity == dg.AssetCheckSeverity.ERROR)
-    return "landing_outcome" in data.asset_observation.metadata
+        return not data.passed and _blocking(data)
+    return OUTCOME_KEY in data.asset_observation.metadata

@@ -2,6 +2,8 @@
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+from dagster._core.events import DagsterEvent, DagsterEventType
 
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
@@ -122,3 +124,24 @@ def test_a_quarantined_file_does_not_block_later_files(automation, data_dir, ins
     assert not load(instance, resources, "sales_2013-01-01.csv").success
     assert load(instance, resources, "sales_2013-01-02.csv").success
     assert automation() == {"cleaned/sales", "features/sales_features"}
+
+
+
+def test_a_batch_whose_checks_are_still_running_is_not_followed(automation, data_dir, instance, resources):
+    """Found in CI: Dagster counts a partition as no longer in progress once it is materialized, while the
+    run goes on to check it. An automation tick in between built cleaned from no verified file (an empty
+    table that failed its own check) while the batch's checks were about to fail."""
+    land(data_dir, days=1)
+    assert automation() == set()  # running before data arrives
+    load(instance, resources)
+    instance.add_dynamic_partitions(sales_files.name, ["sales_2013-01-01.csv"])
+    assert dg.materialize([*ASSETS, *CHECKS], selection=[raw_sales.key], partition_key="sales_2013-01-01.csv",
+                          instance=instance, resources=resources).success  # loaded; its checks come next
+    checking = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
+    partition = sales_files.empty_subset().with_partition_keys(["sales_2013-01-01.csv"])
+    for key in next(c for c in CHECKS if raw_sales.key in {k.asset_key for k in c.check_keys}).check_keys:
+        planned = AssetCheckEvaluationPlanned(asset_key=key.asset_key, check_name=key.name, partitions_subset=partition)
+        instance.report_dagster_event(
+            DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "__ASSET_JOB",
+                         event_specific_data=planned), checking.run_id)
+    assert automation() == set()  # waits for the verdict

@@ -12,7 +12,7 @@ Times are of the work, after imports (a code server has them loaded already).
 
     .venv/bin/python benchmarks/pipeline.py            # 1x and 4x stores, the README table
     .venv/bin/python benchmarks/pipeline.py --smoke    # tiny data, checks the harness (make test runs it)
-    .venv/bin/python benchmarks/pipeline.py --profile  # also writes pyinstrument profiles of the platform runs
+    .venv/bin/python benchmarks/pipeline.py --profile DIR  # also writes pyinstrument profiles of the platform runs
 """
 
 import argparse
@@ -29,6 +29,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SCENARIOS = ("duckdb scan", "pandas baseline", "platform full", "platform +1 day")
+# the goals of the performance issue (#17); keyed by "at 1x?" where they differ by scale
+SPEED_GOAL = {True: 2.0, False: 3.0}  # full history, times the pandas baseline's speed
+MEMORY_GOAL = {True: 0.60, False: 0.50}  # full history, peak memory / pandas' (4x: the earlier goal, kept)
+ONE_DAY_SECONDS = 1.0  # one more day through every layer, with checks and versions
+ONE_DAY_GROWTH = 1.3  # one more day with 4x the data (history and day) / at 1x: the same within noise
 
 
 @dataclass(frozen=True)
@@ -184,20 +189,20 @@ def report(figures: list[Figure]) -> list[str]:
 
     for scale in scales:
         full, base, day = by[("platform full", scale)], by[("pandas baseline", scale)], by[("platform +1 day", scale)]
-        target(f"{scale}x full history, speed-up over pandas", base.seconds / full.seconds, 5, ".1f", at_most=False)
-        target(f"{scale}x full history, peak memory / pandas", full.peak_rss_mb / base.peak_rss_mb, 0.5, ".0%")
-        target(f"{scale}x one more day / full history time", day.seconds / full.seconds, 0.05, ".1%")
+        target(f"{scale}x full history, speed-up over pandas", base.seconds / full.seconds, SPEED_GOAL[scale == 1],
+               ".1f", at_most=False)
+        target(f"{scale}x full history, peak memory / pandas", full.peak_rss_mb / base.peak_rss_mb,
+               MEMORY_GOAL[scale == 1], ".0%")
+        target(f"{scale}x one more day, seconds of work", day.seconds, ONE_DAY_SECONDS, ".2f")
     if len(scales) > 1:
         small, large = scales[0], scales[-1]
         grow = large / small
-        for scenario, label in (("platform full", "full history"), ("platform +1 day", "one more day")):
-            a, b = by[(scenario, small)], by[(scenario, large)]
-            if scenario == "platform full":
-                target(f"{label} time at {grow:.0f}x data / 1x", b.seconds / a.seconds, 4.5 * grow / 4, ".2f")
-                target(f"{label} memory at {grow:.0f}x data / 1x", b.peak_rss_mb / a.peak_rss_mb, 4.5 * grow / 4, ".2f")
-            else:
-                lines.append(f"       {label} time at {grow:.0f}x history / 1x: {b.seconds / a.seconds:.2f} "
-                             "(same within noise is the target)")
+        a, b = by[("platform full", small)], by[("platform full", large)]
+        target(f"full history time at {grow:.0f}x data / 1x", b.seconds / a.seconds, 4.5 * grow / 4, ".2f")
+        target(f"full history memory at {grow:.0f}x data / 1x", b.peak_rss_mb / a.peak_rss_mb, 4.5 * grow / 4, ".2f")
+        a, b = by[("platform +1 day", small)], by[("platform +1 day", large)]
+        target(f"one more day at {grow:.0f}x data / 1x (the same within noise)", b.seconds / a.seconds,
+               ONE_DAY_GROWTH, ".2f")
     return lines
 
 

@@ -9,6 +9,7 @@ from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
 from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
 from platform_assets.automation.conditions import with_automation
+from platform_assets.automation.recheck_sensor import recheck_sensor, sales_contract_of
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
@@ -138,10 +139,42 @@ def test_a_batch_whose_checks_are_still_running_is_not_followed(automation, data
     assert dg.materialize([*ASSETS, *CHECKS], selection=[raw_sales.key], partition_key="sales_2013-01-01.csv",
                           instance=instance, resources=resources).success  # loaded; its checks come next
     checking = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
-    partition = sales_files.empty_subset().with_partition_keys(["sales_2013-01-01.csv"])
-    for key in next(c for c in CHECKS if raw_sales.key in {k.asset_key for k in c.check_keys}).check_keys:
-        planned = AssetCheckEvaluationPlanned(asset_key=key.asset_key, check_name=key.name, partitions_subset=partition)
+    plan_raw_checks(instance, checking, "sales_2013-01-01.csv")
+    assert automation() == set()  # waits for the verdict
+
+
+def plan_raw_checks(instance, run: dg.DagsterRun, partition: str) -> None:
+    """What a run does when it starts: plan the raw sales checks of its partition."""
+    subset = sales_files.empty_subset().with_partition_keys([partition])
+    for key in sales_contract_of(CHECKS).check_keys:
+        planned = AssetCheckEvaluationPlanned(asset_key=key.asset_key, check_name=key.name, partitions_subset=subset)
         instance.report_dagster_event(
             DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "__ASSET_JOB",
-                         event_specific_data=planned), checking.run_id)
-    assert automation() == set()  # waits for the verdict
+                         event_specific_data=planned), run.run_id)
+
+
+def test_a_batch_whose_run_ended_before_its_checks_is_checked_again(automation, data_dir, instance, resources):
+    """Found by the restart test in CI: the server stopped while a batch was being checked; its file was
+    archived and nothing ever verified it, so it never reached cleaned."""
+    land(data_dir, days=2)
+    assert automation() == set()
+    load(instance, resources)
+    instance.add_dynamic_partitions(sales_files.name, ["sales_2013-01-01.csv"])
+    assert dg.materialize([*ASSETS, *CHECKS], selection=[raw_sales.key], partition_key="sales_2013-01-01.csv",
+                          instance=instance, resources=resources).success  # loaded ...
+    cut_short = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.FAILURE))
+    plan_raw_checks(instance, cut_short, "sales_2013-01-01.csv")  # ... by a run that ended before checking it
+    (data_dir / "landing" / "sales_2013-01-02.csv").write_text("")  # quarantined: nothing loaded, nothing to check
+    assert not load(instance, resources, "sales_2013-01-02.csv").success
+
+    sensor = recheck_sensor(sales_contract_of(CHECKS))
+    (request,) = sensor(dg.build_sensor_context(instance=instance)).run_requests
+    assert (request.partition_key, request.run_key) == ("sales_2013-01-01.csv",
+                                                        f"recheck sales_2013-01-01.csv after run {cut_short.run_id}")
+    defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=resources)
+    recheck = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
+    ).execute_in_process(instance=instance, partition_key=request.partition_key)
+    assert recheck.success  # verified now
+    assert sensor(dg.build_sensor_context(instance=instance)).run_requests == []
+    assert automation() == {"cleaned/sales", "features/sales_features"}  # and it flows

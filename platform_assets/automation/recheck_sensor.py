@@ -1,16 +1,22 @@
-"""A fixed store master un-stops the sales batches it failed, without anyone re-landing them.
+"""Sales batches are checked again when their verdict may have changed or never came.
 
-A sales batch checked against a bad store master fails ``store_in_master`` and stops
-the line; the fix is a new master, not new sales files (their content is unchanged,
-so landing them again is a duplicate). After each new materialization of
-``raw/stores`` this sensor re-runs the raw sales contract, checks only, on every
-partition whose latest blocking check failed. Batches that pass are verified in the
-ledger and their failed checks are resolved, so cleaned and features follow by
-themselves; batches with their own problems fail again and stay stopped.
+Two cases, one sensor (both re-run the raw sales contract, checks only, on a partition):
+
+- **a fixed store master**: a sales batch checked against a bad store master fails
+  ``store_in_master`` and stops the line; the fix is a new master, not new sales files
+  (their content is unchanged, so landing them again is a duplicate). After each new
+  materialization of ``raw/stores``, every partition whose latest blocking check failed
+  is checked again. Batches that pass are verified in the ledger and their failed checks
+  are resolved, so cleaned and features follow by themselves; batches with their own
+  problems fail again and stay stopped.
+- **checks that never finished**: a batch was loaded but the run ended before its checks
+  gave a verdict (the server stopped mid-run: found by the restart test). Its file is
+  archived, so nothing else would ever verify it, and cleaned reads verified files only.
+  It is checked again once per run that left it so.
 """
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
 
 from platform_assets.assets.raw import raw_sales, raw_stores
 from platform_assets.settings import Settings
@@ -23,31 +29,50 @@ def recheck_sensor(sales_contract: dg.AssetChecksDefinition) -> dg.SensorDefinit
 
     @dg.sensor(
         name="recheck_sales_after_store_master",
-        description="After a new store master loads, re-runs the checks of sales files that failed, so a fix "
-                    "un-stops them.",
+        description="Re-runs the checks of sales files after a new store master loads (so a fix un-stops "
+                    "them) and of files whose run ended before their checks finished.",
         minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         asset_selection=dg.AssetSelection.checks(*check_keys),
     )
-    def recheck(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        latest = context.instance.fetch_materializations(raw_stores.key, limit=1).records
-        if not latest:
-            return dg.SkipReason("no store master loaded yet")
-        master = latest[0].storage_id
-        if context.cursor is not None and int(context.cursor) >= master:
-            return dg.SkipReason("no new store master since the last look")
+    def recheck(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         infos = context.instance.event_log_storage.get_asset_check_partition_info(blocking)
-        failed = sorted({i.partition_key for i in infos if i.partition_key is not None
-                         and i.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED})
-        if failed:
-            context.log.info(f"new store master: checking {len(failed)} failed sales file(s) again: {', '.join(failed)}")
+        requests = {}
+        latest = context.instance.fetch_materializations(raw_stores.key, limit=1).records
+        master = latest[0].storage_id if latest else None
+        if master is not None and (context.cursor is None or int(context.cursor) < master):
+            failed = sorted({i.partition_key for i in infos
+                             if i.partition_key is not None and i.latest_execution_status == Status.FAILED})
+            if failed:
+                context.log.info(f"new store master: checking {len(failed)} failed sales file(s) again: "
+                                 f"{', '.join(failed)}")
+            requests |= {name: f"recheck {name} @ store master {master}" for name in failed}
+        for name, run_id in _checks_cut_short(context.instance, infos).items():
+            context.log.warning(f"{name} was loaded by run {run_id}, which ended before its checks finished: "
+                                "checking it again")
+            requests.setdefault(name, f"recheck {name} after run {run_id}")
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"recheck {name} @ store master {master}", partition_key=name,
-                                        asset_selection=[], asset_check_keys=check_keys) for name in failed],
-            cursor=str(master),
+            run_requests=[dg.RunRequest(run_key=key, partition_key=name, asset_selection=[],
+                                        asset_check_keys=check_keys) for name, key in sorted(requests.items())],
+            cursor=str(master) if master is not None else context.cursor,
         )
 
     return recheck
+
+
+def _checks_cut_short(instance: dg.DagsterInstance, infos) -> dict[str, str]:
+    """Loaded partitions whose checks were planned by a run that has ended without evaluating them.
+
+    A partition never materialized (its load was quarantined) has nothing to check and is left out.
+    """
+    planned = {i.partition_key: i.latest_planned_run_id for i in infos
+               if i.partition_key is not None and i.latest_execution_status == Status.PLANNED
+               and i.latest_materialization_storage_id is not None}
+    if not planned:
+        return {}
+    ended = {r.run_id for r in instance.get_runs(filters=dg.RunsFilter(run_ids=sorted(set(planned.values()))))
+             if r.is_finished}
+    return {name: run_id for name, run_id in planned.items() if run_id in ended}
 
 
 def sales_contract_of(checks: list[dg.AssetChecksDefinition]) -> dg.AssetChecksDefinition:

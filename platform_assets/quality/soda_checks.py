@@ -128,6 +128,10 @@ def _verified_key(table: str) -> str:
     return f"{table} (verified by its contract)"
 
 
+# what DuckDB raises when a query is interrupted: by a signal, or by ``interrupt()``
+_INTERRUPTED = ("Query interrupted", "INTERRUPT Error")
+
+
 def _verify(context, conn, contract: Contract, variables: dict[str, str]):
     data_source = DuckDBDataSourceImpl.from_existing_cursor(conn, name=DATA_SOURCE)
     session = verify_contract_locally(
@@ -136,6 +140,10 @@ def _verify(context, conn, contract: Contract, variables: dict[str, str]):
     (verification,) = session.contract_verification_results
     results = {r.check.qualifier: r for r in verification.check_results}
     errors = verification.get_errors_str()
+    if any(message in errors for message in _INTERRUPTED):
+        # soda-core reports a query DuckDB cut short (the run is being stopped) as a check it could not
+        # evaluate; as failed checks it would stop the batch for good. Interrupted, it gets checked again.
+        raise KeyboardInterrupt(f"{contract.path.name}: the verification was interrupted ({errors.splitlines()[0]})")
     for check in contract.checks:
         result = results.get(check.name)
         outcome = result.outcome.name if result is not None else "NOT_EVALUATED"

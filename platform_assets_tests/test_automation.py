@@ -35,10 +35,12 @@ def automation(instance, resources):
 ASSETS_KEYS = [a.key for a in ASSETS]
 
 
-def load(instance, resources, partition=None) -> dg.ExecuteInProcessResult:
-    """What the landing sensor's run does: the raw asset and its checks."""
+def load(instance, resources, partition=None, checks=True) -> dg.ExecuteInProcessResult:
+    """What the landing sensor's run does: the raw asset and (unless ``checks`` is False) its checks."""
     target = raw_sales if partition else raw_stores
-    selection = dg.AssetSelection.assets(target) | dg.AssetSelection.checks_for_assets(target)
+    selection = dg.AssetSelection.assets(target)
+    if checks:
+        selection |= dg.AssetSelection.checks_for_assets(target)
     if partition:
         instance.add_dynamic_partitions(sales_files.name, [partition])
     return dg.materialize([*ASSETS, *CHECKS], selection=selection, partition_key=partition,
@@ -127,7 +129,6 @@ def test_a_quarantined_file_does_not_block_later_files(automation, data_dir, ins
     assert automation() == {"cleaned/sales", "features/sales_features"}
 
 
-
 def test_a_batch_whose_checks_are_still_running_is_not_followed(automation, data_dir, instance, resources):
     """Found in CI: Dagster counts a partition as no longer in progress once it is materialized, while the
     run goes on to check it. An automation tick in between built cleaned from no verified file (an empty
@@ -135,9 +136,7 @@ def test_a_batch_whose_checks_are_still_running_is_not_followed(automation, data
     land(data_dir, days=1)
     assert automation() == set()  # running before data arrives
     load(instance, resources)
-    instance.add_dynamic_partitions(sales_files.name, ["sales_2013-01-01.csv"])
-    assert dg.materialize([*ASSETS, *CHECKS], selection=[raw_sales.key], partition_key="sales_2013-01-01.csv",
-                          instance=instance, resources=resources).success  # loaded; its checks come next
+    assert load(instance, resources, "sales_2013-01-01.csv", checks=False).success  # loaded; its checks come next
     checking = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
     plan_raw_checks(instance, checking, "sales_2013-01-01.csv")
     assert automation() == set()  # waits for the verdict
@@ -159,9 +158,7 @@ def test_a_batch_whose_run_ended_before_its_checks_is_checked_again(automation, 
     land(data_dir, days=2)
     assert automation() == set()
     load(instance, resources)
-    instance.add_dynamic_partitions(sales_files.name, ["sales_2013-01-01.csv"])
-    assert dg.materialize([*ASSETS, *CHECKS], selection=[raw_sales.key], partition_key="sales_2013-01-01.csv",
-                          instance=instance, resources=resources).success  # loaded ...
+    assert load(instance, resources, "sales_2013-01-01.csv", checks=False).success  # loaded ...
     cut_short = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.FAILURE))
     plan_raw_checks(instance, cut_short, "sales_2013-01-01.csv")  # ... by a run that ended before checking it
     (data_dir / "landing" / "sales_2013-01-02.csv").write_text("")  # quarantined: nothing loaded, nothing to check

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 PREFIX = "[platform_assets]"
-LAYERS = ("raw", "cleaned", "features", "model")  # assets are named in the order data flows
+LAYER_ORDER = {layer: i for i, layer in enumerate(("raw", "cleaned", "features", "model"))}  # data's flow
 FILES_NAMED = 10  # files listed in one message; the rest are counted
 SAMPLES = 2  # failing-row samples shown per message
 
@@ -100,7 +100,8 @@ def _how_bad(detail: dict) -> str:
 
 
 def _in_flow_order(assets) -> list[str]:
-    return sorted(assets, key=lambda a: (LAYERS.index(a.split("/")[0]) if a.split("/")[0] in LAYERS else 9, a))
+    """Assets named in the order data flows through them (raw, cleaned, features, model), others last."""
+    return sorted(assets, key=lambda a: (LAYER_ORDER.get(a.split("/")[0], len(LAYER_ORDER)), a))
 
 
 def _stale(incident: dict, directory: Directory) -> tuple[str, str, str]:

@@ -28,7 +28,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SCENARIOS = ("duckdb scan", "pandas baseline", "platform full", "platform +1 day")
 # the goals of the performance issue (#17); keyed by "at 1x?" where they differ by scale
 SPEED_GOAL = {True: 2.0, False: 3.0}  # full history, times the pandas baseline's speed
 MEMORY_GOAL = {True: 0.60, False: 0.50}  # full history, peak memory / pandas' (4x: the earlier goal, kept)

@@ -34,6 +34,13 @@ def load_raw(instance, resources, partition: str | None = None, tags=None) -> dg
                           resources=resources, instance=instance, raise_on_error=False, tags=tags)
 
 
+def run_checks_only(defs: dg.Definitions, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """Run a checks-only request (the recheck sensor's) as the daemon does: the asset job, subset to its checks."""
+    return defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
+    ).execute_in_process(instance=instance, partition_key=request.partition_key)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"

@@ -13,6 +13,7 @@ from platform_assets.automation.recheck_sensor import recheck_sensor, sales_cont
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
+from platform_assets_tests.conftest import run_checks_only
 
 ASSETS = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features])
 CHECKS = contract_checks(Settings.from_env().contracts_dir, ASSETS)
@@ -169,9 +170,7 @@ def test_a_batch_whose_run_ended_before_its_checks_is_checked_again(automation, 
     assert (request.partition_key, request.run_key) == ("sales_2013-01-01.csv",
                                                         f"recheck sales_2013-01-01.csv after run {cut_short.run_id}")
     defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=resources)
-    recheck = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
-    ).execute_in_process(instance=instance, partition_key=request.partition_key)
+    recheck = run_checks_only(defs, instance, request)
     assert recheck.success  # verified now
     assert sensor(dg.build_sensor_context(instance=instance)).run_requests == []
     assert automation() == {"cleaned/sales", "features/sales_features"}  # and it flows

@@ -14,7 +14,7 @@ from platform_assets.quality.contracts import ContractError, load_contract
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
-from platform_assets_tests.conftest import lake
+from platform_assets_tests.conftest import lake, run_checks_only
 
 CONTRACTS = Settings.from_env().contracts_dir
 ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
@@ -334,10 +334,8 @@ def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_re
     assert [(r.partition_key, len(r.asset_check_keys)) for r in requests] == [
         (f"sales_{DAY}.csv", len(_checks_of([raw_sales])))]
 
-    (request,) = requests  # run as the daemon runs it: the asset job, subset to those checks
-    recheck = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
-    ).execute_in_process(instance=instance, partition_key=request.partition_key)
+    (request,) = requests
+    recheck = run_checks_only(defs, instance, request)
     assert recheck.success and materialized(recheck) == set()  # checks only, nothing reloaded
     automation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=automation.cursor)
     assert automation.get_num_requested(cleaned_sales.key) == 1  # the line is no longer stopped

@@ -1,4 +1,4 @@
-"""What the alerts look at: Dagster's own event log, read forward from a storage id.
+"""What the alerts look at: Dagster's own event log, read forward from a storage id (``event_log``).
 
 Four kinds of event matter: asset check evaluations (a blocking check failed or
 passed again), observations of landing outcomes (a file quarantined or stuck),
@@ -20,7 +20,6 @@ WATCHED = (
     DagsterEventType.FRESHNESS_STATE_CHANGE,
     DagsterEventType.RUN_FAILURE,
 )
-PAGE = 1000  # events of one kind read per tick; the rest wait for the next one
 COUNT_SUFFIX, PERCENT_SUFFIX = "_count", "_percent"
 TESTED = {"check_rows_tested", "dataset_rows_tested"}
 
@@ -39,19 +38,6 @@ class Finding:
     healthy: bool = False
     incident: str | None = None
     detail: dict = field(default_factory=dict)
-
-
-def read_after(instance: dg.DagsterInstance, after: int) -> tuple[list, int]:
-    """The watched events stored after ``after`` (oldest first), and where to read from next time."""
-    storage = instance.event_log_storage
-    newest = storage.get_maximum_record_id() or 0  # read first: an event stored meanwhile waits for the next tick
-    found = {}
-    for event_type in WATCHED:
-        page = storage.get_logs_for_all_runs_by_log_id(after_cursor=after, dagster_event_type=event_type, limit=PAGE)
-        if len(page) == PAGE:
-            newest = min(newest, max(page))
-        found.update(page)
-    return [found[i] for i in sorted(found) if i <= newest], max(newest, after)
 
 
 def finding(instance: dg.DagsterInstance, entry) -> Finding | None:

@@ -13,6 +13,7 @@ import dagster as dg
 from platform_assets.alerts import channels, events
 from platform_assets.alerts.incidents import AlertState
 from platform_assets.alerts.messages import PREFIX, Directory, Message, compose
+from platform_assets.event_log import read_after
 from platform_assets.settings import ALERT_URLS_ENV, Settings
 
 
@@ -41,7 +42,7 @@ def alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason | dg.Sens
     if state.after is None:  # first tick: alert on what happens from now on, not on the instance's history
         state.after = context.instance.event_log_storage.get_maximum_record_id() or 0
         context.log.info(f"watching Dagster's event log from storage id {state.after}")
-    entries, state.after = events.read_after(context.instance, state.after)
+    entries, state.after = read_after(context.instance, state.after, events.WATCHED)
     for entry in entries:
         try:
             found = events.finding(context.instance, entry)

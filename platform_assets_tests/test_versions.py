@@ -4,6 +4,7 @@ deterministic; maintenance keeps the file count bounded."""
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -16,7 +17,7 @@ from platform_assets.assets.features import sales_features
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.automation.maintenance import lake_maintenance
 from platform_assets.sample_data.land import land
-from platform_assets.warehouse import digests, snapshots
+from platform_assets.warehouse import digests, maintenance, snapshots
 from platform_assets_tests.conftest import lake, load_raw
 
 TABLES = ("cleaned.sales", "features.sales_features")
@@ -141,7 +142,7 @@ def maintain(instance, data_dir, **settings) -> dict:
     return {k: v.value for k, v in output.step_output_data.metadata.items()}
 
 
-def test_maintenance_after_60_daily_loads_merges_files_and_expires_versions_past_retention(
+def test_maintenance_after_60_daily_loads_compacts_files_and_expires_versions_past_retention(
         data_dir, load, resources, instance):
     store, *days = land(data_dir, days=60)
     assert load().success
@@ -160,19 +161,33 @@ def test_maintenance_after_60_daily_loads_merges_files_and_expires_versions_past
     # every other state of the features (all four tables exist from the first on)
     old = {v["version"]: rows_at(v["version"]) for v in history(data_dir, "features.sales_features")[::2]}
     rows = rows_at()
+    data_versions = {t: history(data_dir, t)[0]["data_version"] for t in TABLES}
 
-    merged = maintain(instance, data_dir)  # the default retention keeps every version
-    print(f"\nmaintenance after 60 daily loads: {merged}")
-    assert merged["live_data_files_after"] < merged["live_data_files_before"] / 4
-    assert merged["files_on_disk_after"] < merged["files_on_disk_before"]
-    assert merged["snapshots_expired"] == 0
+    compacted = maintain(instance, data_dir)  # the default retention and reader grace keep every version
+    print(f"\nmaintenance after 60 daily loads: {compacted}")
+    assert compacted["compacted"] >= 60  # the 60 daily raw files at least
+    assert compacted["live_data_files_after"] < compacted["live_data_files_before"] / 4
+    assert compacted["snapshots_expired"] == 0 and compacted["files_deleted"] == 0
+    # nothing a kept version reads is gone: the small files stay on disk beside their compacted copy
+    assert compacted["files_on_disk_after"] > compacted["files_on_disk_before"]
     assert {version: rows_at(version) for version in old} == old  # every table reads as it was, then and now
     assert rows_at() == rows
+    with lake(data_dir, read_only=False) as conn:  # the same content: the data versions hold
+        assert {t: digests.data_version(conn, t) for t in TABLES} == data_versions
+        for table in TABLES:
+            digests.recompute_digest(conn, table)
+        assert {t: digests.data_version(conn, t) for t in TABLES} == data_versions
 
-    expired = maintain(instance, data_dir, version_retention_hours=0)
-    print(f"with a retention of 0 hours: {expired}")
-    assert expired["snapshots_after"] < expired["snapshots_before"] and expired["snapshots_expired"] > 0
-    assert expired["files_on_disk_after"] < expired["files_on_disk_before"]
+    expired = maintain(instance, data_dir, version_retention_hours=0, reader_grace_hours=0)
+    print(f"with a retention and a reader grace of 0 hours: {expired}")
+    assert expired["snapshots_after"] == 1 and expired["snapshots_expired"] == expired["snapshots_before"] - 1
+    assert expired["files_deleted"] > 60
+    assert expired["files_on_disk_after"] < 15
+    with lake(data_dir) as conn:  # what is left on disk is exactly what the current snapshot reads
+        read = {Path(path) for schema, table in maintenance.lake_tables(conn) for row in conn.execute(
+            "SELECT data_file, delete_file FROM ducklake_list_files('lake', ?, schema => ?)", [table, schema]).fetchall()
+            for path in row if path}
+    assert {p for p in (data_dir / "lake").rglob("*") if p.is_file()} == read
     assert rows_at() == rows  # the same rows, in fewer files
     with pytest.raises(snapshots.VersionError, match="can no longer be restored"):
         rollback(data_dir, "cleaned.sales", versions[-1]["version"], instance)
@@ -201,5 +216,7 @@ def test_the_cli_queries_the_lake_read_only(data_dir, load, resources, instance)
     counted = subprocess.run([*cli, "SELECT count(*) AS n FROM cleaned.sales"], env=env, capture_output=True, text=True)
     assert counted.returncode == 0 and "1114" in counted.stdout  # one store is missing one day
     refused = subprocess.run([*cli, "DELETE FROM cleaned.sales"], env=env, capture_output=True, text=True)
-    assert refused.returncode == 1 and "read-only" in refused.stderr
+    assert refused.returncode == 1 and refused.stderr == (
+        "platform-assets sql: DELETE statements are refused: a reader only reads the lake's tables "
+        "(SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)\n")
     assert snapshot(data_dir, "cleaned.sales").height == 1114

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 
 from platform_assets.sample_data.generator import DEFAULT_SEED, N_STORES
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
 from platform_assets.warehouse import snapshots
 from platform_assets.warehouse.lake import LakeError, Warehouse
+from platform_assets.warehouse.reader import LakeReader, ReadRefused
 from platform_assets.warehouse.snapshots import VERSIONED_TABLES, VersionError
 
 
@@ -46,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sql_cmd = commands.add_parser(
         "sql", help="query the lake read-only (runs may write it meanwhile)",
-        description="Run SQL against the lake, attached read-only: tables are raw.*, cleaned.*, features.*, ops.*; "
-        "time travel with `AT (VERSION => n)`.")
+        description="Run SQL that reads the lake: tables are raw.*, cleaned.*, features.*, ops.*; time travel with "
+        "`AT (VERSION => n)`. Only reads run (SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN); anything else, and any "
+        "file outside the lake, is refused.")
     sql_cmd.add_argument("query")
     sql_cmd.add_argument("--max-rows", type=int, default=40, help="rows to print (default 40)")
     versions_cmd = commands.add_parser("versions", help="list the versions (lake snapshots) of a versioned table")
@@ -65,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             return _versions(args.table)
         if args.command == "rollback":
             return _rollback(args.table, args.version)
-    except (LakeError, VersionError, duckdb.Error) as error:
-        message = error.description if isinstance(error, LakeError) else str(error)
+    except (LakeError, VersionError, ReadRefused, duckdb.Error) as error:
+        message = error.description if isinstance(error, LakeError) else str(error).splitlines()[0]
         print(f"platform-assets {args.command}: {message}", file=sys.stderr)
         return 1
     data_dir = args.data_dir.resolve() if args.data_dir else Settings.from_env().data_dir
@@ -88,10 +91,9 @@ def _warehouse(read_only: bool) -> Warehouse:
 
 
 def _sql(query: str, max_rows: int) -> int:
-    with _warehouse(read_only=True).get_connection() as conn:
-        result = conn.sql(query)
-        if result is not None:
-            result.show(max_rows=max_rows, max_width=10_000)
+    result = LakeReader.from_settings().sql(query)
+    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, tbl_width_chars=10_000, fmt_str_lengths=200):
+        print(result)
     return 0
 
 

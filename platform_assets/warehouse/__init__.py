@@ -7,5 +7,6 @@
 - ``digests``: content-based data versions
 - ``ledger``: every landed file version and whether it was verified
 - ``snapshots``: versions and rollback
-- ``maintenance``: merging small files, expiring old snapshots, deleting unreferenced files
+- ``maintenance``: compacting small files, expiring old snapshots, deleting unreferenced files (never under a reader)
+- ``reader``: read-only SQL for notebooks and ``platform-assets sql``, snapshot blocks
 """

@@ -46,7 +46,9 @@ class Warehouse(DuckDBResource):
     ``catalog`` is DuckLake's metadata database (``sqlite:<file>`` embedded,
     ``postgres:dbname=<db> ...`` in production, with the password from libpq's
     ``PGPASSWORD``); ``data_path`` holds the Parquet files. ``read_only`` attaches
-    the lake so that no statement can change it.
+    the lake so that no statement can change it, in a DuckDB locked by DuckDB's own
+    controls: no file outside the lake's data path, no extension loaded, no setting
+    changed (``reader.py`` adds what those controls leave open).
     """
 
     database: str = Field(default=":memory:", description="DuckDB itself keeps nothing; the tables live in the lake")
@@ -54,6 +56,7 @@ class Warehouse(DuckDBResource):
     data_path: str = Field(description="where the lake's Parquet files live (a folder, or an object-store URL)")
     read_only: bool = False
     version_retention_hours: int = 24 * 30
+    reader_grace_hours: float = 24
 
     @classmethod
     def embedded(cls, data_dir: Path | str, **kwargs) -> Warehouse:
@@ -64,7 +67,8 @@ class Warehouse(DuckDBResource):
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs) -> Warehouse:
         return cls(catalog=settings.lake_catalog, data_path=settings.lake_data_path,
-                   version_retention_hours=settings.version_retention_hours, **kwargs)
+                   version_retention_hours=settings.version_retention_hours,
+                   reader_grace_hours=settings.reader_grace_hours, **kwargs)
 
     @property
     def is_embedded(self) -> bool:
@@ -101,7 +105,9 @@ class Warehouse(DuckDBResource):
                         raise LakeError(description=f"cannot open the lake (catalog {self._shown_catalog}, data "
                                                     f"{self.data_path}): {str(error).splitlines()[0]}") from None
                     conn.execute(f"USE {LAKE}")
-                    if not self.read_only:
+                    if self.read_only:
+                        _lock_down(conn, self.data_path)
+                    else:
                         catalog.bootstrap(conn)
                 except BaseException:
                     conn.close()
@@ -143,6 +149,13 @@ class Warehouse(DuckDBResource):
         """The catalog as it may be logged: a password written into it is masked."""
         return " ".join("password=***" if part.lower().startswith("password=") else part
                         for part in self.catalog.split(" "))
+
+
+def _lock_down(conn: duckdb.DuckDBPyConnection, data_path: str) -> None:
+    """Files outside the lake's data path, extensions and settings are refused from here on."""
+    conn.execute(f"SET allowed_directories = ['{data_path.replace(chr(39), chr(39) * 2)}']")
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
 
 
 def extension_file(name: str) -> Path:

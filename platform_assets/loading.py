@@ -2,7 +2,9 @@
 
 DuckDB's CSV reader does the work with an explicit schema (no type guessing,
 strict mode); this module adds the checks it leaves to us (empty file, header)
-and turns its errors into a short reason with the line number.
+and turns its errors into a short reason with the line number. The file is untrusted:
+a reason names what was expected and found, and quotes the file only in bounded
+excerpts (``excerpts.py``), so a 10 MB line makes a reason of a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from pathlib import Path
 
 import duckdb
 
+from platform_assets.excerpts import excerpt, names
 from platform_assets.rossmann import FileSchema
+
+# A header longer than this is not one: it is read no further and the file is quarantined.
+MAX_HEADER_BYTES = 64 * 1024
 
 
 class BadFile(Exception):
@@ -23,16 +29,16 @@ def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, schema: FileSchema, t
 
     Raises BadFile with a reason naming the file (and line, where DuckDB knows it).
     """
-    header = _read_header(path)
+    header = _read_header(path, schema)
     if sorted(header) != sorted(schema.names):
         missing = [c for c in schema.names if c not in header]
         unexpected = [c for c in header if c not in schema.names]
         raise BadFile(
-            f"{path.name}: header does not match the {schema.kind} schema"
+            f"{path.name}: header does not match the {schema.kind} schema (expected {','.join(schema.names)}; "
+            f"found {len(header):,} column(s))"
             + (f"; missing columns: {', '.join(missing)}" if missing else "")
-            + (f"; unexpected columns: {', '.join(unexpected)}" if unexpected else "")
+            + (f"; unexpected columns: {names(unexpected)}" if unexpected else "")
             + ("; duplicated columns in header" if not missing and not unexpected else "")
-            + f" (line 1: {','.join(header)!r})"
         )
     types = {c.name: c.duckdb_type for c in schema.columns}
     # Columns are typed in the order the file has them, then selected in schema order.
@@ -46,15 +52,18 @@ def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, schema: FileSchema, t
             {"path": str(path), "columns": columns},
         )
     except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
-        raise BadFile(f"{path.name}: {_first_paragraph(str(error))}") from None
+        raise BadFile(f"{path.name}: {excerpt(_first_paragraph(str(error)))}") from None
     return conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
-def _read_header(path: Path) -> list[str]:
+def _read_header(path: Path, schema: FileSchema) -> list[str]:
     with path.open("rb") as handle:
-        first_line = handle.readline()
+        first_line = handle.readline(MAX_HEADER_BYTES + 1)
     if not first_line.strip():
         raise BadFile(f"{path.name}: file is empty (no header line)")
+    if len(first_line) > MAX_HEADER_BYTES and not first_line.endswith(b"\n"):
+        raise BadFile(f"{path.name}: line 1 is longer than {MAX_HEADER_BYTES:,} bytes, so it is not the header of "
+                      f"the {schema.kind} schema (expected {','.join(schema.names)})")
     try:
         text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_assets.excerpts import excerpt
 from platform_assets.warehouse.lake import Warehouse
 
 __all__ = ["LandingZone", "ModelStore", "Warehouse", "landing_outcome"]
@@ -92,8 +93,9 @@ class LandingZone(dg.ConfigurableResource):
         """Move any entry (file, link, folder, pipe) into quarantine/ under a safe, unused name.
 
         The reason is written first, so a quarantined entry never lacks one; it names the
-        original name when the entry had to be renamed.
+        original name when the entry had to be renamed. It quotes the entry in bounded excerpts only.
         """
+        reason = excerpt(reason)
         self.quarantine.mkdir(parents=True, exist_ok=True)
         safe = safe_name(path.name)
         target = self.quarantine / safe
@@ -120,6 +122,7 @@ def landing_outcome(asset_key: dg.AssetKey, outcome: str, file: str, reason: str
     Whoever decides it (the landing sensor, a raw load) reports it the same way, so it shows
     on the asset's page in the UI and reaches the alerts through Dagster's event log.
     """
+    reason = excerpt(reason)
     return dg.AssetObservation(
         asset_key=asset_key, partition=partition, description=f"{file} {outcome}: {reason}",
         metadata={OUTCOME_KEY: outcome, "file": file, "reason": reason},

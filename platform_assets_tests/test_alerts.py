@@ -57,6 +57,7 @@ def alert_ticks(instance):
         state["cursor"] = alert_sensor(context).cursor
 
     _tick()
+    _tick.cursor = lambda: state["cursor"]  # the sensor's stored state, as the daemon keeps it
     return _tick
 
 

@@ -107,7 +107,7 @@ GOOD_ROW = "1,3,2013-01-09,5000,500,1,0,0,0"
 BAD_FILES = {
     "missing_column": (f"{SALES_HEADER.rsplit(',', 1)[0]}\n1,3,2013-01-09,5000,500,1,0,0\n",
                        "missing columns: SchoolHoliday"),
-    "unexpected_column": (f"{SALES_HEADER},Extra\n{GOOD_ROW},9\n", "unexpected columns: Extra"),
+    "unexpected_column": (f"{SALES_HEADER},Extra\n{GOOD_ROW},9\n", "unexpected columns: 'Extra'"),
     "wrong_column_count": (f"{SALES_HEADER}\n{GOOD_ROW}\n{GOOD_ROW}\n1,3,2013-01-09,5000\n",
                            "Line: 4 | Original Line: 1,3,2013-01-09,5000 | Expected Number of Columns: 9 Found: 4"),
     "unparsable_number": (f"{SALES_HEADER}\n{GOOD_ROW}\n2,3,2013-01-09,lots,500,1,0,0,0\n",

@@ -3,7 +3,9 @@
 ``PLATFORM_ALERT_URLS`` holds apprise URLs separated by spaces (``mailtos://``,
 ``slack://``, ``json://``, ...); ``${VAR}`` in them is read from the environment, so
 passwords and tokens stay out of committed files. A channel that is down keeps its
-messages, in order, for the next tick; the others do not wait for it.
+messages, in order, for the next tick; the others do not wait for it. What it keeps
+is bounded in count and bytes: beyond that the oldest go, and one notice at the head
+of its queue counts them, so the channel hears of them when it is back.
 """
 
 import hashlib
@@ -12,8 +14,11 @@ import os
 
 import apprise
 
+from platform_assets.alerts.messages import PREFIX
 
-MAX_QUEUED = 50  # per channel; older undelivered messages are dropped (and logged) beyond this
+# per channel: older undelivered messages are dropped (counted, and logged) beyond either
+MAX_QUEUED = 50
+MAX_QUEUED_BYTES = 128 * 1024
 
 
 class Channel:
@@ -36,6 +41,26 @@ class Channel:
         return "; ".join(lines[-2:]) or "apprise gave no reason"
 
 
+def _drop_oldest(queue: list[dict]) -> int:
+    """Keep the queue within its bounds, oldest messages first out; count them in a notice at its head."""
+    notice = queue.pop(0) if queue and "dropped" in queue[0] else None
+    dropped = 0
+    while queue and (len(queue) >= MAX_QUEUED or sum(_size(m) for m in queue) > MAX_QUEUED_BYTES):
+        queue.pop(0)
+        dropped += 1
+    if notice or dropped:
+        total = dropped + (notice["dropped"] if notice else 0)
+        queue.insert(0, {"title": f"{PREFIX} {total} alert(s) were dropped while this channel was down",
+                         "body": f"This channel could not be reached for a while; the {total} oldest alert(s) "
+                                 "waiting for it were dropped. The alerts sensor's log in the UI has every alert.",
+                         "severity": "warning", "dropped": total})
+    return dropped
+
+
+def _size(message: dict) -> int:
+    return len(message["title"]) + len(message["body"])
+
+
 def channels(urls: str) -> list[Channel]:
     return [Channel(url) for url in urls.split()]
 
@@ -44,10 +69,10 @@ def deliver(outbox: dict[str, list[dict]], configured: list[Channel], log) -> No
     """Send each channel's queue oldest first; a failure leaves the rest of that queue for the next tick."""
     for channel in configured:
         queue = outbox.setdefault(channel.id, [])
-        if len(queue) > MAX_QUEUED:
-            log.error(f"alert channel {channel.name}: dropping {len(queue) - MAX_QUEUED} undelivered message(s), "
-                      f"the oldest; {MAX_QUEUED} kept")
-            del queue[: len(queue) - MAX_QUEUED]
+        dropped = _drop_oldest(queue)
+        if dropped:
+            log.error(f"alert channel {channel.name}: dropped {dropped} undelivered message(s), the oldest; "
+                      f"{len(queue) - 1} kept (at most {MAX_QUEUED} and {MAX_QUEUED_BYTES // 1024} KB)")
         while queue:
             try:
                 failure = channel.send(queue[0])

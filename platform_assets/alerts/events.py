@@ -12,6 +12,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.tags import RETRY_NUMBER_TAG, WILL_RETRY_TAG
 
+from platform_assets.excerpts import excerpt
 from platform_assets.resources import OUTCOME_KEY, QUARANTINED
 
 WATCHED = (
@@ -79,7 +80,7 @@ def _check(entry, evaluation) -> Finding | None:
         incident=f"{asset}:{evaluation.check_name}",
         detail={"asset": asset, "check": evaluation.check_name, "file": evaluation.partition,
                 "failing_rows": count, "percent": percent, "rows_tested": tested,
-                "sample": metadata.get("failing_rows") if isinstance(metadata.get("failing_rows"), str) else None,
+                "sample": excerpt(metadata["failing_rows"]) if isinstance(metadata.get("failing_rows"), str) else None,
                 "outcome": metadata.get("outcome"), "run_id": entry.run_id, "at": entry.timestamp},
     )
 
@@ -90,7 +91,7 @@ def _landing_outcome(entry, observation) -> Finding | None:
     if outcome is None:
         return None
     return Finding("quarantined" if outcome == QUARANTINED else "stuck", metadata["file"], detail={
-        "asset": observation.asset_key.to_user_string(), "file": metadata["file"], "reason": metadata["reason"],
+        "asset": observation.asset_key.to_user_string(), "file": metadata["file"], "reason": excerpt(metadata["reason"]),
         "run_id": entry.run_id or None, "at": entry.timestamp})
 
 
@@ -114,7 +115,7 @@ def _run_failure(instance: dg.DagsterInstance, entry) -> Finding | None:
     if error and separator and exception.endswith(error.cls_name or "-"):  # "dagster...Failure: what happened"
         message = rest
     return Finding("run_failed", entry.run_id, detail={
-        "job": run.job_name, "run_id": run.run_id, "step": step, "error": message.splitlines()[0] if message else "",
+        "job": run.job_name, "run_id": run.run_id, "step": step, "error": excerpt(message.splitlines()[0]) if message else "",
         "attempt": int(run.tags.get(RETRY_NUMBER_TAG, "0")) + 1, "at": entry.timestamp})
 
 

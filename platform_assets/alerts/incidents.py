@@ -13,9 +13,11 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from platform_assets.alerts.events import Finding
+from platform_assets.alerts.messages import FILES_NAMED
 
 MAX_MEMBERS = 200  # files named per incident; the count goes on
 SAMPLED = 5  # failing members whose failing-row samples are kept
+KEPT = ("asset", "check", "file")  # all that is kept of members a message would not detail
 
 
 @dataclass
@@ -49,12 +51,15 @@ class AlertState:
             incident = self.incidents[found.incident] = {
                 "kind": found.kind, "opened": now, "notified": False, "failing": {}, "ever": 0, "first": []}
             self._notice({"notice": "opened", "incident": found.incident}, now)
-        if found.member in incident["failing"]:
-            incident["failing"][found.member] = found.detail
+        failing = incident["failing"]
+        known = found.member in failing
+        # the cursor stays small however many files fail: samples of the first few, details of those a message names
+        position = list(failing).index(found.member) if known else len(failing)
+        failing[found.member] = (found.detail if position < SAMPLED
+                                 else {k: v for k, v in found.detail.items() if k != "sample"} if position < FILES_NAMED
+                                 else {k: found.detail.get(k) for k in KEPT})
+        if known:
             return
-        # the cursor stays small however many files fail: samples of the first few only
-        incident["failing"][found.member] = found.detail if len(incident["failing"]) < SAMPLED else {
-            k: v for k, v in found.detail.items() if k != "sample"}
         incident["ever"] += 1
         if len(incident["first"]) < MAX_MEMBERS:
             incident["first"].append(found.member)

@@ -3,10 +3,13 @@
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+from platform_assets.excerpts import excerpt
+
 PREFIX = "[platform_assets]"
 LAYER_ORDER = {layer: i for i, layer in enumerate(("raw", "cleaned", "features", "model"))}  # data's flow
 FILES_NAMED = 10  # files listed in one message; the rest are counted
 SAMPLES = 2  # failing-row samples shown per message
+TITLE_CHARS, BODY_CHARS = 250, 8000  # a burst of many notices is cut there, saying how much was left out
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class Message:
     body: str
     severity: str  # failure | warning | success (apprise's notify types)
 
+    @classmethod
+    def bounded(cls, title: str, body: str, severity: str) -> "Message":
+        return cls(excerpt(title, line_chars=TITLE_CHARS), excerpt(body, total_chars=BODY_CHARS), severity)
+
     def as_dict(self) -> dict:
         return {"title": self.title, "body": self.body, "severity": self.severity}
 
@@ -48,7 +55,7 @@ def compose(notices: list[dict], opened: dict[str, dict], directory: Directory) 
     parts = [_part(n, opened, directory) for n in notices]
     if len(parts) == 1:
         headline, body, severity = parts[0]
-        return Message(f"{PREFIX} {headline}", body, severity)
+        return Message.bounded(f"{PREFIX} {headline}", body, severity)
     problems = sum(1 for _, _, severity in parts if severity != "success")
     resolved = len(parts) - problems
     counts = ", ".join(s for s in (f"{problems} problem(s)" if problems else "",
@@ -57,7 +64,7 @@ def compose(notices: list[dict], opened: dict[str, dict], directory: Directory) 
     title = f"{PREFIX} {counts}: {headlines}"
     body = "\n\n".join(f"{i}. {headline}\n{body}" for i, (headline, body, _) in enumerate(parts, 1))
     severity = "failure" if any(s == "failure" for _, _, s in parts) else parts[0][2]
-    return Message(title, body, severity)
+    return Message.bounded(title, body, severity)
 
 
 def _part(notice: dict, opened: dict[str, dict], directory: Directory) -> tuple[str, str, str]:

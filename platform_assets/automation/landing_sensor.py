@@ -43,6 +43,7 @@ from platform_assets import rossmann
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
 from platform_assets.assets.raw import LANDED_AT_TAG, raw_sales, raw_stores, sales_files
+from platform_assets.excerpts import NAME_CHARS, excerpt
 from platform_assets.resources import QUARANTINED, STUCK, LandingZone, content_hash, landing_outcome, printable
 from platform_assets.settings import Settings
 
@@ -104,7 +105,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
         except FileNotFoundError:
             context.log.info(f"{printable(path.name)} disappeared from landing/ while being looked at")
         except Exception as error:  # one odd entry never stops the others
-            context.log.warning(f"{printable(path.name)}: not handled this tick ({type(error).__name__}: {error})")
+            context.log.warning(f"{printable(path.name)}: not handled this tick "
+                                f"({type(error).__name__}: {excerpt(str(error))})")
     present = {p.name for p in entries}
     state.pending = {n: p for n, p in state.pending.items() if n in present}
     state.unsettled = tick.unsettled
@@ -279,7 +281,8 @@ def _problem(path: Path) -> str | None:
     """Why an entry of landing/ cannot be loaded, or None for a regular file with a valid name."""
     mode = path.lstat().st_mode
     if stat.S_ISLNK(mode):
-        return f"a symbolic link (to {printable(str(path.readlink()))}), not a file; only regular files are loaded"
+        target = excerpt(printable(str(path.readlink())), line_chars=NAME_CHARS)
+        return f"a symbolic link (to {target}), not a file; only regular files are loaded"
     if not stat.S_ISREG(mode):
         kind = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket"}.get(
             stat.S_IFMT(mode), "a device")

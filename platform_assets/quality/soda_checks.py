@@ -23,6 +23,7 @@ from soda_core.contracts.api.verify_api import verify_contract_locally
 from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
 
 from platform_assets import rossmann
+from platform_assets.excerpts import NAME_CHARS, excerpt
 from platform_assets.quality.contracts import (
     DATA_SOURCE,
     VERIFIED_VARIABLE,
@@ -152,9 +153,9 @@ def _verify(context, conn, contract: Contract, variables: dict[str, str]):
         if result is not None:
             metadata |= {k: v for k, v in (result.diagnostic_metric_values or {}).items()
                          if isinstance(v, (int, float))}
-            metadata["summary"] = result.log_table_row_diagnostics(verbose=False).strip()
+            metadata["summary"] = excerpt(result.log_table_row_diagnostics(verbose=False).strip())
         if outcome == "NOT_EVALUATED":
-            metadata["summary"] = f"not evaluated: {errors or 'soda-core gave no result for this check'}"
+            metadata["summary"] = f"not evaluated: {excerpt(errors) or 'soda-core gave no result for this check'}"
         if not passed:
             metadata |= _failing_rows_sample(conn, contract, check, variables)
             context.log.warning(f"{contract.asset_key.to_user_string()} {check.name} {outcome}: {metadata['summary']}")
@@ -176,10 +177,14 @@ def _failing_rows_sample(conn, contract: Contract, check, variables: dict[str, s
     try:
         sample = conn.sql(query).pl()
     except duckdb.Error as error:
-        return {"failing_rows": f"no sample: {str(error).splitlines()[0]}"}
+        return {"failing_rows": f"no sample: {excerpt(str(error).splitlines()[0])}"}
     return {"failing_rows": dg.MetadataValue.md(_markdown(sample))} if sample.height else {}
 
 
 def _markdown(frame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
-    return header + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows())
+    """The rows as a markdown table; the values come from landed files, so each cell is cut short."""
+    def cell(value) -> str:
+        return excerpt(str(value).replace("\n", " ").replace("|", "\\|"), line_chars=NAME_CHARS)
+
+    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |\n|" + "---|" * frame.width + "\n"
+    return header + "\n".join("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows())

@@ -72,22 +72,36 @@ class LandingZone(dg.ConfigurableResource):
         copies = sorted((self.archive / name).glob(f"*-{digest[:ARCHIVE_HASH_CHARS]}{Path(name).suffix}"))
         return copies[-1] if copies else None
 
-    def archive_copy(self, path: Path, digest: str, landed_at: datetime) -> Path:
+    def archive_copy(self, path: Path, digest: str, landed_at: datetime) -> tuple[Path, bool]:
         """Keep this landing of ``path`` in archive/ before its rows commit: one copy per landing, never overwritten.
 
-        Idempotent: a retried load of the same landing finds its copy.
+        Returns the copy and whether this call made it. Idempotent: a retried load of the
+        same landing finds its copy. A copy cut short (a full disk) leaves nothing behind.
         """
         folder = self.archive / path.name
         target = folder / f"{landed_at.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{digest[:ARCHIVE_HASH_CHARS]}{path.suffix}"
         if path.parent == folder:  # re-materialized from its archived copy
-            return path
+            return path, False
         if target.is_file():
-            return target
+            return target, False
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f".{target.name}.tmp"
-        shutil.copyfile(path, temporary)
-        os.replace(temporary, target)
-        return target
+        try:
+            shutil.copyfile(path, temporary)
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            self.discard_archive_copy(target)
+            raise
+        return target, True
+
+    def discard_archive_copy(self, copy: Path) -> None:
+        """Remove the copy of a landing that never loaded (and its folder, if that leaves it empty)."""
+        copy.unlink(missing_ok=True)
+        try:
+            copy.parent.rmdir()
+        except OSError:  # other versions of the file are archived there
+            pass
 
     def move_to_quarantine(self, path: Path, reason: str) -> Path:
         """Move any entry (file, link, folder, pipe) into quarantine/ under a safe, unused name.

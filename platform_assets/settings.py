@@ -23,6 +23,7 @@ CONTRACTS_ENV = "PLATFORM_CONTRACTS_DIR"
 AUTOMATION_INTERVAL_ENV = "PLATFORM_AUTOMATION_INTERVAL_SECONDS"
 RETENTION_ENV = "PLATFORM_VERSION_RETENTION_HOURS"
 READER_GRACE_ENV = "PLATFORM_READER_GRACE_HOURS"
+CATALOG_LOCK_ENV = "PLATFORM_CATALOG_LOCK_SECONDS"
 RETRAIN_INTERVAL_ENV = "PLATFORM_RETRAIN_MIN_INTERVAL_SECONDS"
 QUIET_ENV = "PLATFORM_LANDING_QUIET_SECONDS"
 RETRY_ENV = "PLATFORM_LANDING_RETRY_SECONDS"
@@ -49,6 +50,8 @@ class Settings:
     # a snapshot a reader may still be reading (it stopped being the newest less than this long ago)
     # is never expired by maintenance, nor are the files it reads deleted
     reader_grace_hours: float
+    # a commit waits this long for a lock another process holds on the SQLite catalog file, then fails
+    catalog_lock_seconds: float
     retrain_min_interval_seconds: int
     # a landed file is complete once it has not changed for this long (writers that write in place)
     landing_quiet_seconds: float
@@ -77,6 +80,7 @@ class Settings:
             contracts_dir=Path(os.environ.get(CONTRACTS_ENV, DEFAULT_CONTRACTS_DIR)).resolve(),
             version_retention_hours=int(os.environ.get(RETENTION_ENV, str(24 * 30))),
             reader_grace_hours=float(os.environ.get(READER_GRACE_ENV, "24")),
+            catalog_lock_seconds=float(os.environ.get(CATALOG_LOCK_ENV, "60")),
             retrain_min_interval_seconds=int(os.environ.get(RETRAIN_INTERVAL_ENV, "600")),
             landing_quiet_seconds=float(os.environ.get(QUIET_ENV, "5")),
             landing_retry_seconds=float(os.environ.get(RETRY_ENV, "60")),

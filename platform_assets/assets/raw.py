@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
-from platform_assets import rossmann
+from platform_assets import disk_space, rossmann
 from platform_assets.loading import BadFile, stage_csv
 from platform_assets.resources import QUARANTINED, LandingZone, Warehouse, content_hash, landing_outcome
 from platform_assets.warehouse import commits, ledger
@@ -80,11 +81,16 @@ def _load_file(
 ) -> dg.MaterializeResult:
     """Replace the rows ``name`` contributed to ``table``: the whole table for the store master.
 
-    Order matters for "nothing lost, nothing half-done": parse fully, copy the file into
-    archive/, commit rows and ledger in one transaction, and only then take the file out of
-    landing/. A failure after the commit fails the run with a plain message; the batch is
-    then unverified (its checks did not run), so nothing downstream reads it until a retry.
+    Order matters for "nothing lost, nothing half-done": check there is disk space for it,
+    parse fully, copy the file into archive/, commit rows and ledger in one transaction, and
+    only then take the file out of landing/. A commit that fails (a full disk, a catalog locked
+    past its window) takes the archive copy with it: only loaded versions are archived. A
+    failure after the commit fails the run with a plain message; the batch is then
+    unverified (its checks did not run), so nothing downstream reads it until a retry.
     """
+    landed = landing.landing / name
+    if landed.is_file():  # before even opening the lake, which a full disk can refuse too
+        disk_space.require(_space_needed(landed, landing, warehouse), f"loading {name}")
     with warehouse.get_connection() as conn:
         try:
             path = landing.locate(name, ledger.loaded_hash(conn, name))
@@ -96,6 +102,8 @@ def _load_file(
                          f"landed {landed_at:%Y-%m-%d %H:%M:%S})")
         started = time.perf_counter()
         from_landing = path.parent == landing.landing
+        space = _space_needed(path, landing, warehouse)
+        disk_space.require(space, f"loading {name}")
         try:
             rows = stage_csv(conn, path, schema, "staged")
         except BadFile as bad:
@@ -117,7 +125,6 @@ def _load_file(
             ) from None
         context.log.info(f"parsed {rows:,} rows in {time.perf_counter() - started:.2f}s")
 
-        archived = landing.archive_copy(path, digest, landed_at)
         replaced = "true" if schema is rossmann.STORES else "_source_file = $name"
 
         def commit_rows() -> None:
@@ -129,7 +136,20 @@ def _load_file(
             commits.set_commit_message(conn, f"load {name} into {table}", {
                 "table": table, "file": name, "content_hash": digest, "rows": rows, "run_id": context.run.run_id})
 
-        commits.write(conn, commit_rows, log=context.log)
+        try:
+            archived, copied = landing.archive_copy(path, digest, landed_at)
+            try:
+                commits.write(conn, commit_rows, log=context.log)
+            except BaseException:
+                if copied:
+                    landing.discard_archive_copy(archived)
+                raise
+        except (OSError, duckdb.Error) as error:
+            short = disk_space.shortage(space)
+            if disk_space.is_out_of_space(error) or short is not None:
+                where, needed = short or (Path(warehouse.data_path), sum(space.values()))
+                raise disk_space.out_of_space(where, needed, f"loading {name}", error) from None
+            raise
         snapshot = commits.last_snapshot(conn)
         table_rows = scalar(conn, f"SELECT count(*) FROM {table}")
 
@@ -152,6 +172,17 @@ def _load_file(
             "load_seconds": round(time.perf_counter() - started, 3),
         }
     )
+
+
+def _space_needed(path: Path, landing: LandingZone, warehouse: Warehouse) -> dict[Path, int]:
+    """The file's archive copy (unless it is loaded from it), its Parquet data (no bigger than the CSV), the catalog's."""
+    size = path.stat().st_size
+    needs = {landing.archive / path.name: 0 if path.is_relative_to(landing.archive) else size}
+    if "://" not in warehouse.data_path:
+        needs[Path(warehouse.data_path)] = size
+    if warehouse.is_embedded:
+        needs[Path(warehouse.catalog.removeprefix("sqlite:"))] = disk_space.HEADROOM_BYTES
+    return needs
 
 
 def _landed_at(context: dg.AssetExecutionContext, conn, name: str, digest: str) -> datetime:

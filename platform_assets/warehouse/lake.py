@@ -26,6 +26,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from platform_assets import disk_space
 from platform_assets.settings import Settings, embedded_lake
 from platform_assets.warehouse import catalog
 from platform_assets.warehouse.commits import LAKE
@@ -79,10 +80,21 @@ class Warehouse(DuckDBResource):
         """A connection of its own (own transactions, own temp tables) to the lake, closed on errors too."""
         conn = self._attached().cursor()
         try:
-            conn.execute(f"USE {LAKE}")
+            try:
+                conn.execute(f"USE {LAKE}")
+            except duckdb.Error as error:  # e.g. SQLite cannot create its -wal/-shm files on a full disk
+                if "disk I/O error" not in str(error) and not disk_space.is_out_of_space(error):
+                    raise
+                raise self._unreadable(error) from None
             yield conn
         finally:
             conn.close()
+
+    def _unreadable(self, error: duckdb.Error) -> LakeError:
+        message = str(error).splitlines()[0]
+        if self.is_embedded:
+            message += f" ({disk_space.free(Path(self.catalog.removeprefix('sqlite:'))):,} bytes free on its disk)"
+        return LakeError(description=f"cannot read the lake's catalog {self._shown_catalog}: {message}")
 
     def _attached(self) -> duckdb.DuckDBPyConnection:
         """This process's DuckDB with the extensions loaded and the lake attached (and its layout created).

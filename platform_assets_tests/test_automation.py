@@ -13,7 +13,7 @@ from platform_assets.automation.recheck_sensor import recheck_sensor, sales_cont
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
-from platform_assets_tests.conftest import run_checks_only
+from platform_assets_tests.conftest import lake, run_checks_only
 
 ASSETS = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features])
 CHECKS = contract_checks(Settings.from_env().contracts_dir, ASSETS)
@@ -175,3 +175,92 @@ def test_a_batch_whose_run_ended_before_its_checks_is_checked_again(automation, 
     assert recheck.success  # verified now
     assert sensor(dg.build_sensor_context(instance=instance)).run_requests == []
     assert automation() == {"cleaned/sales", "features/sales_features"}  # and it flows
+
+
+def run_downstream(instance, resources) -> dg.ExecuteInProcessResult:
+    """The run automation starts: cleaned and features with their checks."""
+    downstream = dg.AssetSelection.assets(cleaned_sales, sales_features)
+    return dg.materialize([*ASSETS, *CHECKS], selection=downstream | dg.AssetSelection.checks_for_assets(
+        cleaned_sales, sales_features), instance=instance, resources=resources)
+
+
+def cleaned_days(data_dir) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """Per day of cleaned.sales: its rows and the files they came from."""
+    with lake(data_dir) as conn:
+        return {str(day): (rows, tuple(files)) for day, rows, files in conn.execute(
+            "SELECT date, count(*), list(DISTINCT _source_file ORDER BY _source_file) FROM cleaned.sales "
+            "GROUP BY 1 ORDER BY 1").fetchall()}
+
+
+def with_negative_sale(text: str) -> str:
+    """The same day with store 1's sale made negative: a batch that fails ``sales_not_negative``."""
+    header, first, *rest = text.splitlines()
+    fields = first.split(",")
+    return "\n".join([header, ",".join([*fields[:3], "-5", *fields[4:]]), *rest]) + "\n"
+
+
+@pytest.mark.parametrize("order", ["good file first", "bad file first"])
+def test_in_a_burst_the_verified_batch_flows_and_the_unverified_one_waits_whatever_the_order(
+        order, automation, data_dir, instance, resources):
+    land(data_dir, days=2)
+    assert automation() == set()
+    good, bad = data_dir / "landing" / "sales_2013-01-01.csv", data_dir / "landing" / "sales_2013-01-02.csv"
+    correct = bad.read_text()
+    bad.write_text(with_negative_sale(correct))
+    assert load(instance, resources).success
+    for path in ([good, bad] if order == "good file first" else [bad, good]):
+        assert load(instance, resources, path.name).success == (path is good)
+
+    assert automation() == {"cleaned/sales", "features/sales_features"}  # the good file does not wait for the bad
+    assert run_downstream(instance, resources).success
+    assert cleaned_days(data_dir) == {"2013-01-01": (1114, ("sales_2013-01-01.csv",))}  # the bad one's rows do
+    assert automation() == set()
+
+    bad.write_text(correct)  # corrected under the same name: it is verified and flows too
+    assert load(instance, resources, bad.name).success
+    assert automation() == {"cleaned/sales", "features/sales_features"}
+    assert run_downstream(instance, resources).success
+    assert cleaned_days(data_dir) == {"2013-01-01": (1114, ("sales_2013-01-01.csv",)),
+                                      "2013-01-02": (1115, ("sales_2013-01-02.csv",))}
+
+
+def test_what_an_unverified_batch_would_change_waits_for_it(automation, data_dir, instance, resources):
+    """A bad correction of a file that flowed keeps that file's rows in cleaned, even when another verified
+    file touches the same day (recomputing the day from verified files alone would drop them)."""
+    land(data_dir, days=2)
+    assert automation() == set()
+    landing = data_dir / "landing"
+    day1, day2 = (landing / "sales_2013-01-01.csv").read_text(), (landing / "sales_2013-01-02.csv").read_text()
+    (landing / "sales_2013-01-02.csv").unlink()
+    assert load(instance, resources).success and load(instance, resources, "sales_2013-01-01.csv").success
+    assert automation() == {"cleaned/sales", "features/sales_features"}
+    assert run_downstream(instance, resources).success
+    before = cleaned_days(data_dir)
+
+    (landing / "sales_2013-01-01.csv").write_text(with_negative_sale(day1))  # a correction that fails its checks
+    assert not load(instance, resources, "sales_2013-01-01.csv").success
+    # a good file with all of day 2 and store 2's day 1: it touches day 1, which the failed correction would change
+    header, *rows = day2.splitlines()
+    store_2 = next(r for r in day1.splitlines() if r.startswith("2,"))
+    (landing / "sales_2013-01-01_2013-01-02.csv").write_text("\n".join([header, store_2, *rows]) + "\n")
+    assert load(instance, resources, "sales_2013-01-01_2013-01-02.csv").success
+    assert automation() == {"cleaned/sales", "features/sales_features"}
+    assert run_downstream(instance, resources).success
+    waiting = {"2013-01-01": before["2013-01-01"],  # waits: 1,114 rows, as before
+               "2013-01-02": (1115, ("sales_2013-01-01_2013-01-02.csv",))}
+    assert cleaned_days(data_dir) == waiting
+    rebuilt = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets(cleaned_sales),
+                             run_config={"ops": {"cleaned__sales": {"config": {"full_rebuild": True}}}},
+                             instance=instance, resources=resources)
+    assert rebuilt.success and cleaned_days(data_dir) == waiting  # a full rebuild keeps the waiting day too
+
+    fixed = day1.replace("\n1,2,2013-01-01,", "\n1,2,2013-01-01,1")  # a new correction, landed last: verified
+    assert fixed != day1
+    (landing / "sales_2013-01-01.csv").write_text(fixed)
+    assert load(instance, resources, "sales_2013-01-01.csv").success
+    assert automation() == {"cleaned/sales", "features/sales_features"}
+    assert run_downstream(instance, resources).success
+    assert cleaned_days(data_dir)["2013-01-01"] == (1114, ("sales_2013-01-01.csv",))  # the correction wins the day
+    with lake(data_dir) as conn:
+        assert conn.execute("SELECT sales FROM cleaned.sales WHERE store = 1 AND date = '2013-01-01'").fetchall() == [
+            (int(next(r for r in fixed.splitlines() if r.startswith("1,")).split(",")[3]),)]

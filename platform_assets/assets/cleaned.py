@@ -2,13 +2,17 @@
 
 Only verified batches are read: a landed file whose blocking checks have not
 passed (they failed, or never ran because its run died after the commit) stays
-in raw and out of this layer, whoever starts the run. Overlapping files are
-resolved by when each first landed (the ledger's ``landed_at``), so re-loading an
-older file never undoes a correction.
+in raw and out of this layer, whoever starts the run. What it would change waits
+for it too: the dates of its rows, and of the rows its earlier version gave this
+table, keep their rows until it is verified, even when another file touches them
+(without this, a bad correction would take its file's good earlier rows out of
+those dates). Overlapping files are resolved by when each first landed (the
+ledger's ``landed_at``), so re-loading an older file never undoes a correction.
 
 Incremental by default: the dates to redo are those of the sales files verified
 since the last run (their new rows and the rows they contributed before). A newly
-verified store master, a first run or ``full_rebuild`` recompute everything.
+verified store master, a first run or ``full_rebuild`` recompute everything but
+the dates that wait.
 """
 
 import time
@@ -50,16 +54,22 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
     started = time.perf_counter()
     counts = Counter()
 
-    def cleaned_frames(conn, dates):
-        """The cleaned rows of ``dates``, or of every date a range of dates at a time."""
+    def cleaned_frames(conn, dates, held, kept):
+        """The cleaned rows of ``dates``, or of every date but the ``held`` ones a range of dates at a time
+        (then the ``kept`` rows of the held dates as they are)."""
         if dates is None:
             ranges = tables.date_chunks(conn, "raw.sales", "Date", tables.CHUNK_ROWS) or [(None, None)]
             scopes = [("Date BETWEEN ? AND ?", [first, last]) for first, last in ranges]
             scopes[0] = ("(Date BETWEEN ? AND ? OR Date IS NULL)", scopes[0][1])  # so the checks see them
+            if held:
+                conn.register("_held", pl.DataFrame({"date": held}, schema={"date": pl.Date}))
+                scopes = [(f"{scope} AND Date NOT IN (SELECT date FROM _held)", params) for scope, params in scopes]
         else:
             conn.register("_redo", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
             scopes = [("Date IN (SELECT date FROM _redo)", [])]
         stores = conn.sql("SELECT * FROM raw.stores").pl().lazy()
+        if kept is not None and kept.height:
+            yield kept
         for number, (scope, params) in enumerate(scopes, start=1):
             raw = conn.execute(f"SELECT s.*, v.landed_at AS _landed_at FROM raw.sales s JOIN ({ledger.VERIFIED}) v "
                                f"ON v.file_name = s._source_file WHERE {scope}", params).pl()
@@ -72,10 +82,17 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
 
     def plan(conn):
         counts.clear()  # a retried commit starts over
-        high_water, dates = _dates_to_redo(conn, config.full_rebuild)
+        high_water, dates, held = _dates_to_redo(conn, config.full_rebuild)
         context.log.info("full rebuild, a range of dates at a time" if dates is None
                          else f"recomputing {len(dates)} date(s)")
-        return dates, high_water, cleaned_frames(conn, dates)
+        if held:
+            context.log.info(f"{len(held)} date(s) ({held[0]} .. {held[-1]}) keep their rows: a batch that would "
+                             f"change them is not verified ({', '.join(_unverified(conn)[:5])})")
+        kept = None  # a full rebuild writes the rows of the dates that wait back as they are
+        if dates is None and held and tables.table_exists(conn, TABLE):
+            kept = conn.execute(f"SELECT * EXCLUDE (_updated_at) FROM {TABLE} WHERE date IN (SELECT unnest(?))",
+                                [held]).pl()
+        return dates, high_water, cleaned_frames(conn, dates, held, kept)
 
     with warehouse.get_connection() as conn:
         tables.require_inputs(conn, TABLE, "raw.stores", "raw.sales")
@@ -109,8 +126,28 @@ def _require_verified_master(conn) -> None:
                                      f"{TABLE} is not built from it. Land a corrected store master.")
 
 
+def _unverified(conn) -> list[str]:
+    """Sales files whose loaded version has not (or not yet) passed its blocking checks."""
+    return [name for (name,) in conn.execute(
+        "SELECT file_name FROM ops.landed_files WHERE kind = 'sales' AND status = 'loaded' AND verified_at IS NULL "
+        "ORDER BY 1").fetchall()]
+
+
+def _held_dates(conn) -> list:
+    """The dates an unverified batch would change: those of its rows, and of the rows its earlier version gave us."""
+    waiting = _unverified(conn)
+    if not waiting:
+        return []
+    previous = f"UNION SELECT date FROM {TABLE} WHERE _source_file IN (SELECT unnest($files))" \
+        if tables.table_exists(conn, TABLE) else ""
+    return [d for (d,) in conn.execute(
+        f"SELECT Date FROM raw.sales WHERE _source_file IN (SELECT unnest($files)) AND Date IS NOT NULL "
+        f"{previous} ORDER BY 1", {"files": waiting}).fetchall()]
+
+
 def _dates_to_redo(conn, full_rebuild: bool):
-    """(new high water, dates to recompute or None for everything), from the ledger's verifications."""
+    """(new high water, dates to recompute or None for every date, the dates that wait), from the ledger."""
+    held = _held_dates(conn)
     watermark = tables.read_watermark(conn, TABLE)
     high_water = tables.scalar(conn, f"SELECT max(verified_at) FROM ({ledger.VERIFIED})")
     stores_changed = watermark is not None and tables.scalar(
@@ -118,7 +155,7 @@ def _dates_to_redo(conn, full_rebuild: bool):
         [watermark],
     )
     if full_rebuild or watermark is None or stores_changed:
-        return high_water, None
+        return high_water, None, held
     dates = conn.execute(
         f"""WITH changed AS (SELECT file_name FROM ops.landed_files
                              WHERE kind = 'sales' AND status = 'loaded' AND verified_at > $watermark)
@@ -128,4 +165,5 @@ def _dates_to_redo(conn, full_rebuild: bool):
             ORDER BY 1""",
         {"watermark": watermark},
     ).fetchall()
-    return high_water, [d for (d,) in dates]
+    waiting = set(held)
+    return high_water, [d for (d,) in dates if d not in waiting], held

@@ -1,17 +1,23 @@
 """When downstream layers rebuild by themselves, and the sensor that evaluates it.
 
+One rule holds the line, whatever the timing: a verified batch flows, an unverified
+one does not. A batch (one ``raw/sales`` partition, one landed file) is verified when
+its blocking checks pass; ``cleaned/sales`` reads verified batches only, and leaves
+the dates an unverified batch would change as they are until it is verified
+(``assets/cleaned.py``). So a bad file never holds up the good files landed beside
+it, before or after it, in a burst or alone; it only holds its own rows.
+
 Like Dagster's ``eager()``, an asset runs after any upstream update, once nothing
 upstream is in progress: a burst of landed files is absorbed into one downstream
-run, and a layer whose parent is requested in the same tick joins that run. Three
-changes fit it to this platform:
+run, and a layer whose parent is requested in the same tick joins that run. It differs:
 
-- it does not wait for *every* upstream partition to exist: a quarantined file
-  leaves its ``raw/sales`` partition empty for good, which must not stop the flow;
-  it waits only until every upstream asset has some data (the store master alone
-  is nothing to clean: found by the soak);
-- it stops the line while any upstream blocking check has failed (on any
-  partition), until a corrected file is loaded and its checks pass, and
-  waits while one is still running;
+- it runs once every upstream asset has *verified* data: some batch of a partitioned
+  one (a quarantined file leaves its partition empty for good, a failed one unverified;
+  neither stops the others), all of an unpartitioned one (an unverified store master,
+  or a cleaned table whose own blocking check failed, stops the layers below it);
+- it waits while an upstream blocking check is still running: Dagster counts a partition
+  as done once it is materialized, and a tick before its checks gave their verdict would
+  leave the batch out (found in CI);
 - an upstream update is compared by time with this asset's last request and update,
   so one that lands right after a downstream run is never taken as handled by it.
 """
@@ -22,15 +28,13 @@ from platform_assets.settings import Settings
 
 AC = dg.AutomationCondition
 
-# A check still running counts too: Dagster takes a partition as no longer in progress once it is
-# materialized, while its run goes on to check it; a tick in between built cleaned from a batch about
-# to fail (found in CI: an empty cleaned table failing its own check beside the batch's real failure).
-upstream_check_failed = AC.any_deps_match(
-    AC.any_checks_match(AC.check_failed() | AC.in_progress(), blocking_only=True)
-).with_label("an upstream blocking check failed or has not finished")
+upstream_checks_running = AC.any_deps_match(
+    AC.any_checks_match(AC.in_progress(), blocking_only=True)
+).with_label("an upstream blocking check has not finished")
 
-every_upstream_has_data = AC.all_deps_match(~AC.missing() | AC.will_be_requested()).with_label(
-    "every upstream asset has data (or gets it in this tick)")
+every_upstream_verified = AC.all_deps_match(
+    AC.all_checks_match(AC.check_passed(), blocking_only=True) | AC.will_be_requested()
+).with_label("every upstream asset has verified data (or gets data in this tick)")
 
 # Like eager(), with one difference: eager() forgets an upstream update when this asset was also
 # requested or updated within the same interval, even if the update came after (a file loaded
@@ -48,9 +52,9 @@ follow_upstream = (
     (newer_upstream_data | AC.any_deps_match(AC.will_be_requested()))
     & ~AC.any_deps_in_progress()
     & ~AC.in_progress()
-    & every_upstream_has_data
-    & ~upstream_check_failed
-).with_label("follows upstream, stopped by failing upstream checks")
+    & every_upstream_verified
+    & ~upstream_checks_running
+).with_label("follows upstream: verified batches flow")
 
 downstream_automation = dg.AutomationConditionSensorDefinition(
     "downstream_automation",

@@ -32,12 +32,18 @@ MIN_DAYS = HOLDOUT_DAYS + LOOKBACK_DAYS + 1
 class NotEnoughHistory(ValueError):
     """Too few days of features to train and hold out; the message says how many are needed and available."""
 
-    def __init__(self, available: int, detail: str = ""):
-        self.needed, self.available = MIN_DAYS, available
+    def __init__(self, rows: pl.DataFrame, detail: str = ""):
+        days = rows["date"].unique() if rows.height else pl.Series([], dtype=pl.Date)
+        # ``available``: the calendar days from the first to the last day with data (lags need them all)
+        self.needed, self.days_with_data = MIN_DAYS, days.len()
+        self.available = (days.max() - days.min()).days + 1 if days.len() else 0
+        found = "no day with data" if not days.len() else (
+            f"{self.days_with_data} day(s) with data, from {days.min()} to {days.max()} "
+            f"({self.available} calendar day(s))")
         super().__init__(
-            f"not enough history to train the forecaster: it needs {MIN_DAYS} days of open-store features "
-            f"({HOLDOUT_DAYS} days of holdout, {LOOKBACK_DAYS} days before the first training day for the "
-            f"longest lag and window, 1 day to train on); the feature table has {available}{detail}")
+            f"not enough history to train the forecaster: it needs {MIN_DAYS} consecutive days of open-store "
+            f"features ({HOLDOUT_DAYS} days of holdout, {LOOKBACK_DAYS} days before the first training day for the "
+            f"longest lag and window, 1 day to train on); the feature table has {found}{detail}")
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,13 @@ def train_and_evaluate(features: pl.DataFrame, seed: int = 0) -> Forecast:
     rows = features.filter(pl.col("is_open") & (pl.col(TARGET) > 0))
     available = (rows["date"].max() - rows["date"].min()).days + 1 if rows.height else 0
     if available < MIN_DAYS:
-        raise NotEnoughHistory(available, f" ({rows['date'].min()} .. {rows['date'].max()})" if rows.height else "")
+        raise NotEnoughHistory(rows)
     cutoff = rows["date"].max() - timedelta(days=HOLDOUT_DAYS - 1)
     train, holdout = rows.filter(pl.col("date") < cutoff), rows.filter(pl.col("date") >= cutoff)
     columns = [c for c in rows.columns if c not in EXCLUDED]
     empty = [c for c in columns if train[c].null_count() == train.height]
     if empty:  # days enough, but gaps in them: say so instead of scikit-learn's binning error
-        raise NotEnoughHistory(available, f", and in its training days {', '.join(empty)} have no value")
+        raise NotEnoughHistory(rows, f", and in its training days {', '.join(empty)} have no value")
     model = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.15, max_leaf_nodes=31,
                                           early_stopping=False, random_state=seed)
     model.fit(_matrix(train, columns), np.log1p(train[TARGET].to_numpy()))

@@ -89,7 +89,20 @@ def test_too_little_history_says_what_it_needs_instead_of_a_library_error(days):
     with pytest.raises(forecasting.NotEnoughHistory) as raised:
         forecasting.train_and_evaluate(generated_features(days))
     assert (raised.value.needed, raised.value.available) == (71, days)
-    assert "needs 71 days" in str(raised.value) and f"the feature table has {days}" in str(raised.value)
+    assert "needs 71 consecutive days" in str(raised.value)
+    assert "the feature table has " in str(raised.value) and "day(s) with data, from 2014-01-0" in str(raised.value)
+
+
+def test_too_little_history_with_gaps_counts_the_days_with_data_not_the_calendar():
+    """Ten days, then a gap, then nine: 19 days with data over 40 calendar days, and the message says both."""
+    features = generated_features(40).filter(~pl.col("date").is_between(date(2014, 1, 11), date(2014, 1, 31)))
+    with_data = features.filter(pl.col("is_open") & (pl.col("sales") > 0))["date"].n_unique()
+    assert with_data >= 17  # (New Year's Day and a Sunday or two may have no open store)
+    with pytest.raises(forecasting.NotEnoughHistory) as raised:
+        forecasting.train_and_evaluate(features)
+    assert (raised.value.available, raised.value.days_with_data) == (40, with_data)
+    assert (f"the feature table has {with_data} day(s) with data, from " in str(raised.value)
+            and "to 2014-02-09 (40 calendar day(s))" in str(raised.value))
 
 
 def test_just_enough_history_trains():
@@ -104,5 +117,5 @@ def test_the_model_asset_fails_with_the_days_needed_and_available(data_dir, load
     assert dg.materialize([cleaned_sales, sales_features], resources=resources, instance=instance).success
     result = dg.materialize([sales_forecast], resources=resources, instance=instance, raise_on_error=False)
     error = result.failure_data_for_node("model__sales_forecast").error
-    assert "not enough history to train the forecaster: it needs 71 days" in error.message
-    assert "the feature table has 50" in error.message and "Traceback" not in error.message
+    assert "not enough history to train the forecaster: it needs 71 consecutive days" in error.message
+    assert "the feature table has 50 day(s) with data" in error.message and "Traceback" not in error.message

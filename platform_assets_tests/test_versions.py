@@ -204,6 +204,10 @@ def test_the_cli_lists_versions_and_refuses_unknown_ones(data_dir, load, resourc
                              capture_output=True, text=True)
     (version,) = [h["version"] for h in history(data_dir, "cleaned.sales")]
     assert refused.returncode == 1 and f"cleaned.sales has no version 5; versions: [{version}]" in refused.stderr
+    negative = subprocess.run([*cli, "rollback", "cleaned.sales", "--version", "-1"], env=env,
+                              capture_output=True, text=True)
+    assert negative.returncode == 1 and negative.stderr == (
+        f"platform-assets rollback: cleaned.sales has no version -1; versions: [{version}]\n")  # not "expired"
     done = subprocess.run([*cli, "rollback", "cleaned.sales", "--version", str(version)], env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0 and f"as new version {history(data_dir, 'cleaned.sales')[0]['version']}" in done.stdout

@@ -58,7 +58,8 @@ def sales_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse, mode
         forecast = forecasting.train_and_evaluate(features)
     except forecasting.NotEnoughHistory as error:
         raise dg.Failure(description=str(error), metadata={"days_needed": error.needed,
-                                                           "days_available": error.available}) from None
+                                                           "days_available": error.available,
+                                                           "days_with_data": error.days_with_data}) from None
     metrics = forecast.metrics
     context.log.info(f"trained in {time.perf_counter() - started:.1f}s: RMSPE {metrics['rmspe']:.4f} "
                      f"vs naive {metrics['baseline_rmspe']:.4f}")

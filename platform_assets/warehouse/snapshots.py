@@ -53,7 +53,7 @@ def rollback(conn: duckdb.DuckDBPyConnection, table: str, version: int, log=None
     entry = next((e for e in known if e["version"] == version), None)
     if entry is None:
         oldest = tables.scalar(conn, f"SELECT min(snapshot_id) FROM {LAKE}.snapshots()")
-        if version < oldest:
+        if 0 <= version < oldest:  # snapshots count up from 0: one below the oldest kept existed once
             raise VersionError(f"{table} version {version} can no longer be restored: snapshots before {oldest} "
                                "were expired by maintenance (PLATFORM_VERSION_RETENTION_HOURS)")
         raise VersionError(f"{table} has no version {version}; versions: {sorted(e['version'] for e in known)}")

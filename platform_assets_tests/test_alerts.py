@@ -250,3 +250,54 @@ def test_without_channels_alerts_are_written_to_the_sensor_log(alerts, stores_lo
     assert not load(broken.name).success
     alerts()
     assert "PLATFORM_ALERT_URLS: carrier-pigeon://... is not a URL apprise understands" in capsys.readouterr().err
+
+
+def test_files_failing_after_the_incident_paged_are_named_in_one_follow_up_not_a_second_page(
+        channels, alerts, stores_loaded, load, data_dir, monkeypatch):
+    """However a burst's loads are spread in time (a busy machine), every bad file is named; the incident pages once."""
+    mailbox, webhook = channels
+    names = [write_sales(data_dir / "landing", FIRST + timedelta(days=i), negative=1) for i in range(4)]
+    assert not load(names[0]).success
+    alerts()  # the burst looked over after the first file: the incident pages
+    monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "3600")
+    for name in names[1:]:  # the rest of the burst's loads came later
+        assert not load(name).success
+        alerts()
+    monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "0")
+    alerts()
+    alerts()
+    page, follow_up = webhook.messages()
+    assert page["title"] == f"[platform_assets] Blocking check failed: raw/sales {CHECK} on {names[0]}"
+    assert (page["type"], follow_up["type"]) == ("failure", "warning")
+    assert follow_up["title"] == f"[platform_assets] Still failing: raw/sales {CHECK}, now also on 3 more files"
+    assert "its incident is still open (4 file(s) failing). It was alerted once" in follow_up["message"]
+    for name in names[1:]:
+        assert f"- {name}: 1 failing row(s) of 1,115" in follow_up["message"]
+    assert [m["title"] for m in mailbox.messages()] == [page["title"], follow_up["title"]]
+
+    for i, name in enumerate(names):  # all corrected: one "resolved" for the incident
+        write_sales(data_dir / "landing", FIRST + timedelta(days=i))
+        assert load(name).success
+        alerts()
+    assert [m["title"] for m in webhook.messages()][2:] == [
+        f"[platform_assets] Resolved: raw/sales {CHECK} passes on all 4 files"]
+
+
+def test_a_file_that_fails_and_heals_before_its_follow_up_goes_out_is_not_named(
+        channels, alerts, stores_loaded, load, data_dir, monkeypatch):
+    _, webhook = channels
+    first, second, third = (write_sales(data_dir / "landing", FIRST + timedelta(days=i), negative=1) for i in range(3))
+    assert not load(first).success
+    alerts()
+    monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "3600")
+    assert not load(second).success
+    alerts()
+    write_sales(data_dir / "landing", FIRST + timedelta(days=1))  # corrected before the follow-up went out
+    assert load(second).success
+    alerts()
+    monkeypatch.setenv("PLATFORM_ALERT_GROUP_SECONDS", "0")
+    alerts()
+    assert len(webhook.messages()) == 1  # nothing to add: the incident still fails on the first file only
+    assert not load(third).success
+    alerts()
+    assert webhook.messages()[1]["title"].endswith(f"now also on {third}")

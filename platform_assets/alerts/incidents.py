@@ -1,11 +1,13 @@
 """Once per incident, one message per burst: the alert sensor's memory, kept in its cursor.
 
 An incident opens with its first failing member (a file failing a blocking check,
-a layer going stale) and stays open until every member is healthy again: members
-that fail meanwhile do not page again, and the last one healing sends "resolved".
-Notices (an opened incident, a resolution, a quarantined or stuck file, a failed
-run) wait in a batch until nothing new has come for ``group_seconds``, so a burst
-of thirty bad files is one message. An incident healed before its notice went out
+a layer going stale) and stays open until every member is healthy again: it pages
+once, members that fail after that are named in a follow-up ("still failing, now
+also on ..."), never a second page, and the last one healing sends "resolved".
+Notices (an opened incident, members that joined it, a resolution, a quarantined or
+stuck file, a failed run) wait in a batch until nothing new has come for
+``group_seconds``, so a burst of thirty bad files is one message, however the
+burst's loads are spread in time. An incident healed before its notice went out
 pages nobody.
 """
 
@@ -13,11 +15,9 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from platform_assets.alerts.events import Finding
-from platform_assets.alerts.messages import FILES_NAMED
 
 MAX_MEMBERS = 200  # files named per incident; the count goes on
 SAMPLED = 5  # failing members whose failing-row samples are kept
-KEPT = ("asset", "check", "file")  # all that is kept of members a message would not detail
 
 
 @dataclass
@@ -53,18 +53,18 @@ class AlertState:
             self._notice({"notice": "opened", "incident": found.incident}, now)
         failing = incident["failing"]
         known = found.member in failing
-        # the cursor stays small however many files fail: samples of the first few, details of those a message names
+        # the cursor stays small however many files fail: failing-row samples of the first few only
         position = list(failing).index(found.member) if known else len(failing)
-        failing[found.member] = (found.detail if position < SAMPLED
-                                 else {k: v for k, v in found.detail.items() if k != "sample"} if position < FILES_NAMED
-                                 else {k: found.detail.get(k) for k in KEPT})
+        failing[found.member] = found.detail if position < SAMPLED else {
+            k: v for k, v in found.detail.items() if k != "sample"}
         if known:
             return
         incident["ever"] += 1
         if len(incident["first"]) < MAX_MEMBERS:
             incident["first"].append(found.member)
         if incident["notified"]:
-            log.info(f"{found.incident}: {found.member or 'the table'} fails too; its incident was alerted already")
+            log.info(f"{found.incident}: {found.member or 'the table'} fails too; it is named in a follow-up")
+            self._notice({"notice": "joined", "incident": found.incident, "member": found.member}, now)
         else:
             self.batch_touched = now  # the burst is still growing
 
@@ -100,9 +100,26 @@ class AlertState:
         return now - self.batch_touched >= group_seconds or now - self.batch_started >= 10 * group_seconds
 
     def close_batch(self) -> tuple[list[dict], dict[str, dict]]:
-        """The batch's notices and the incidents they open (marked notified), leaving an empty batch."""
-        notices, self.batch, self.batch_started, self.batch_touched = self.batch, [], None, None
-        opened = {n["incident"]: self.incidents[n["incident"]] for n in notices if n["notice"] == "opened"}
-        for incident in opened.values():
-            incident["notified"] = True
-        return notices, opened
+        """The batch's notices and the open incidents they speak of, leaving an empty batch.
+
+        Incidents opened are marked notified; members that joined one are gathered into one
+        notice per incident, leaving out those healthy again by now.
+        """
+        batch, self.batch, self.batch_started, self.batch_touched = self.batch, [], None, None
+        notices, joined = [], {}
+        for notice in batch:
+            if notice["notice"] != "joined":
+                notices.append(notice)
+                continue
+            still = self.incidents.get(notice["incident"], {}).get("failing", {})
+            if notice["member"] in still:
+                if notice["incident"] not in joined:
+                    joined[notice["incident"]] = {"notice": "joined", "incident": notice["incident"], "members": []}
+                    notices.append(joined[notice["incident"]])
+                joined[notice["incident"]]["members"].append(notice["member"])
+        spoken_of = {n["incident"]: self.incidents[n["incident"]] for n in notices
+                     if n["notice"] in ("opened", "joined")}
+        for notice in notices:
+            if notice["notice"] == "opened":
+                spoken_of[notice["incident"]]["notified"] = True
+        return notices, spoken_of

@@ -50,9 +50,9 @@ class Message:
         return {"title": self.title, "body": self.body, "severity": self.severity}
 
 
-def compose(notices: list[dict], opened: dict[str, dict], directory: Directory) -> Message:
+def compose(notices: list[dict], incidents: dict[str, dict], directory: Directory) -> Message:
     """One message for a batch: a single notice speaks for itself, several get a summary title."""
-    parts = [_part(n, opened, directory) for n in notices]
+    parts = [_part(n, incidents, directory) for n in notices]
     if len(parts) == 1:
         headline, body, severity = parts[0]
         return Message.bounded(f"{PREFIX} {headline}", body, severity)
@@ -67,11 +67,13 @@ def compose(notices: list[dict], opened: dict[str, dict], directory: Directory) 
     return Message.bounded(title, body, severity)
 
 
-def _part(notice: dict, opened: dict[str, dict], directory: Directory) -> tuple[str, str, str]:
+def _part(notice: dict, incidents: dict[str, dict], directory: Directory) -> tuple[str, str, str]:
     kind = notice["notice"]
     if kind == "opened":
-        incident = opened[notice["incident"]]
+        incident = incidents[notice["incident"]]
         return (_check_failed if incident["kind"] == "check_failed" else _stale)(incident, directory)
+    if kind == "joined":
+        return _still_failing(incidents[notice["incident"]], notice["members"], directory)
     if kind == "resolved":
         return _resolved(notice, directory)
     return {"quarantined": _quarantined, "stuck": _stuck, "run_failed": _run_failed}[kind](notice, directory)
@@ -96,6 +98,20 @@ def _check_failed(incident: dict, directory: Directory) -> tuple[str, str, str]:
     if len(failing) == 1 and first.get("run_id"):
         lines.append(f"Run: {directory.run_link(first['run_id'])}")
     return f"Blocking check failed: {asset} {check} on {where}", _text(lines), "failure"
+
+
+def _still_failing(incident: dict, members: list[str], directory: Directory) -> tuple[str, str, str]:
+    """Files that joined an incident already paged: named, as a warning, not a second page."""
+    details = [incident["failing"][m] for m in members]
+    asset, check = details[0]["asset"], details[0]["check"]
+    where = members[0] if len(members) == 1 else f"{len(members)} more files"
+    lines = [f"The blocking check {check} on {asset} fails on {where} too; its incident is still open "
+             f"({len(incident['failing'])} file(s) failing). It was alerted once; this names the files since.", ""]
+    lines += [f"- {d['file'] or asset}: {_how_bad(d)}" for d in details[:FILES_NAMED]]
+    if len(details) > FILES_NAMED:
+        lines.append(f"- and {len(details) - FILES_NAMED} more file(s)")
+    lines += ["", directory.owners_line([asset]), f"Check: {directory.check_link(asset, check)}"]
+    return f"Still failing: {asset} {check}, now also on {where}", _text(lines), "warning"
 
 
 def _how_bad(detail: dict) -> str:

@@ -55,9 +55,9 @@ def alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason | dg.Sens
     flush = state.burst_over(now, settings.alert_group_seconds)
     if flush or any(state.outbox.values()):
         configured = _channels(settings, context.log)
-        if flush:
-            notices, opened = state.close_batch()
-            message = _compose(notices, opened, directory_of(context.repository_def, settings), context.log)
+        notices, incidents = state.close_batch() if flush else ([], {})
+        if notices:  # (a batch of files that joined an incident and are healthy again by now says nothing)
+            message = _compose(notices, incidents, directory_of(context.repository_def, settings), context.log)
             context.log.warning(f"ALERT {message.title}\n{message.body}")
             if not configured:
                 context.log.info(f"no alert channel configured ({ALERT_URLS_ENV} is empty): the message is only logged")
@@ -67,10 +67,10 @@ def alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason | dg.Sens
     return dg.SensorResult(cursor=state.to_cursor())
 
 
-def _compose(notices, opened, directory, log) -> Message:
+def _compose(notices, incidents, directory, log) -> Message:
     """The batch's message; should writing it fail, a plain one still goes out (the alert is never lost)."""
     try:
-        return compose(notices, opened, directory)
+        return compose(notices, incidents, directory)
     except Exception as error:
         log.error(f"could not write the alert message ({type(error).__name__}: {error}); sending the raw notices")
         return Message(f"{PREFIX} {len(notices)} alert(s)", json.dumps(notices, indent=1, default=str), "failure")

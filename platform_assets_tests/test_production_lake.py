@@ -69,7 +69,10 @@ def test_loads_of_different_files_run_in_parallel_and_all_land_once(data_dir, po
     loaders = [subprocess.Popen([sys.executable, "-m", "platform_assets_tests.fixtures.parallel_load",
                                  day.path.name, str(signal)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for day in days]
-    time.sleep(3)  # imports done (they wait for the signal either way)
+    ready = [signal.with_name(f"{signal.name}.ready.{day.path.name}") for day in days]
+    deadline = time.monotonic() + 600
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:  # every loader has imported everything
+        time.sleep(0.1)
     signal.touch()
     reports = []
     for loader in loaders:

@@ -41,6 +41,12 @@ def run_checks_only(defs: dg.Definitions, instance, request: dg.RunRequest) -> d
     ).execute_in_process(instance=instance, partition_key=request.partition_key)
 
 
+def files_in(folder: Path) -> set[str]:
+    """Every file under ``folder`` (relative paths) but SQLite's -wal/-shm, which come and go with connections."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"

@@ -17,15 +17,10 @@ from platform_assets import disk_space
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.sample_data.land import land
 from platform_assets.warehouse import tables
+from platform_assets_tests.conftest import files_in
 from platform_assets_tests.test_sensor import master_loaded, run_request, tick  # noqa: F401 (fixtures)
 
 DAY = "sales_2013-01-01.csv"
-
-
-def tree(data_dir: Path) -> set[str]:
-    """Every file under the data directory but SQLite's -wal/-shm, which come and go with connections."""
-    return {str(p.relative_to(data_dir)) for p in data_dir.rglob("*")
-            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
 
 
 def plain_failure(result, cls_name: str) -> str:
@@ -59,7 +54,7 @@ def loaded_once(data_dir: Path, warehouse: Warehouse, name: str = DAY) -> None:
 
 
 def never_loaded(data_dir: Path, warehouse: Warehouse, before: set[str], name: str = DAY) -> None:
-    assert tree(data_dir) == before  # no archive copy, no temporary file, nothing half-written
+    assert files_in(data_dir) == before  # no archive copy, no temporary file, nothing half-written
     with warehouse.get_connection() as conn:
         if tables.table_exists(conn, "raw.sales"):
             assert conn.execute("SELECT count(*) FROM raw.sales WHERE _source_file = ?", [name]).fetchall() == [(0,)]
@@ -93,7 +88,7 @@ def test_a_catalog_locked_past_the_window_fails_plainly_and_loads_once_released(
     monkeypatch.setenv("PLATFORM_CATALOG_LOCK_SECONDS", "2")
     monkeypatch.setenv("PLATFORM_LANDING_RETRY_SECONDS", "1")
     land(data_dir, days=1)
-    before = tree(data_dir)
+    before = files_in(data_dir)
     (request,) = tick().run_requests
 
     failed = run_request(instance, resources, request)
@@ -151,7 +146,7 @@ class TestAFullDisk:
             self, disk, tick, data_dir, instance, resources, master_loaded):
         land(data_dir, days=1)
         size = (data_dir / "landing" / DAY).stat().st_size
-        before = tree(data_dir)
+        before = files_in(data_dir)
         filler = fill(disk, leave=size // 2)
         (request,) = tick().run_requests
 
@@ -187,7 +182,7 @@ class TestALakeDiskFilledDuringALoad:
         monkeypatch.setattr(disk_space, "require", lambda needs, what: None)
         warehouse = resources["warehouse"]
         land(data_dir, days=1)
-        before, lake_before = tree(data_dir), tree(lake_disk)
+        before, lake_before = files_in(data_dir), files_in(lake_disk)
         filler = fill(lake_disk, leave=0)
         (request,) = tick().run_requests
 
@@ -198,7 +193,7 @@ class TestALakeDiskFilledDuringALoad:
 
         filler.unlink()
         never_loaded(data_dir, warehouse, before)  # the archive copy of the version that never loaded went
-        left = {str(lake_disk / name) for name in tree(lake_disk) - lake_before}
+        left = {str(lake_disk / name) for name in files_in(lake_disk) - lake_before}
         with warehouse.get_connection() as conn:  # what the write left is an orphan the nightly maintenance deletes
             orphans = {path for (path,) in conn.execute(
                 "CALL ducklake_delete_orphaned_files('lake', dry_run => true, older_than => now() + INTERVAL 1 DAY)")

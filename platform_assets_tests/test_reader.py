@@ -15,7 +15,7 @@ from platform_assets.automation.maintenance import lake_maintenance
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.sample_data.land import land
 from platform_assets.warehouse.reader import LakeReader, ReadRefused, SnapshotExpired
-from platform_assets_tests.conftest import lake, load_raw
+from platform_assets_tests.conftest import files_in, lake, load_raw
 
 TOTALS = """SELECT (SELECT count(*) FROM raw.sales) AS raw_rows, (SELECT sum("Sales") FROM raw.sales) AS raw_sales,
                    (SELECT count(*) FROM cleaned.sales) AS cleaned_rows, (SELECT sum(sales) FROM cleaned.sales) AS cleaned_sales,
@@ -30,11 +30,6 @@ def correct(data_dir: Path, name: str) -> None:
     fields = [row.split(",") for row in rows]
     corrected = [",".join([*f[:3], str(int(f[3]) + 1) if int(f[3]) else "0", *f[4:]]) for f in fields]
     (data_dir / "landing" / name).write_text("\n".join([header, *corrected]) + "\n")
-
-
-def files(data_dir: Path) -> set[Path]:
-    """Everything in the data directory but SQLite's own -wal/-shm files, which come and go with connections."""
-    return {p for p in data_dir.rglob("*") if not p.name.endswith(("-wal", "-shm"))}
 
 
 def build(resources, instance) -> None:
@@ -153,13 +148,13 @@ def test_the_sql_tool_refuses_anything_but_reading_the_lake(sql, read_only_lake,
     data_dir = read_only_lake
     from platform_assets.warehouse.lake import extension_file
     (data_dir.parent / "outside.txt").write_text("not the lake's\n")
-    before = files(data_dir)
+    before = files_in(data_dir)
     with lake(data_dir) as conn:
         snapshots = conn.execute("SELECT max(snapshot_id) FROM lake.snapshots()").fetchall()
     code, out, err = sql(query.format(data=data_dir, extension=extension_file("postgres_scanner")))
     assert code == 1 and out == ""
     assert err.startswith("platform-assets sql: ") and refused in err and err.count("\n") == 1, err
-    assert files(data_dir) == before  # nothing written anywhere in the data directory
+    assert files_in(data_dir) == before  # nothing written anywhere in the data directory
     with lake(data_dir) as conn:
         assert conn.execute("SELECT max(snapshot_id) FROM lake.snapshots()").fetchall() == snapshots
 

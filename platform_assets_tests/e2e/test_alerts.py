@@ -125,10 +125,11 @@ def test_owners_hear_once_per_incident_with_a_link_and_a_mail_server_that_was_do
             return all(any(f"- sales_{day}.csv: 1 failing row(s)" in body(m) for m in incident()) for day in bad)
 
         server.wait_until(every_bad_file_named, 300, "every bad file named across the incident's messages")
-        (page,) = [m for m in incident() if f"The blocking check {CHECK} on raw/sales failed on" in body(m)]
+        page, *follow_ups = incident()  # one page, then (on a busy machine) follow-ups that are no page
         assert page["title"].startswith(f"[platform_assets] Blocking check failed: raw/sales {CHECK} on ")
+        assert f"The blocking check {CHECK} on raw/sales failed on" in body(page)
         assert all(m["title"].startswith(f"[platform_assets] Still failing: raw/sales {CHECK}, now also on ")
-                   for m in incident() if m is not page), titles(webhook)
+                   and m["type"] == "warning" for m in follow_ups), titles(webhook)
         server.wait_until(lambda: [r["status"] for r in server.runs_for_partition(f"sales_{good}.csv")] == ["SUCCESS"],
                           180, "the good file's load")
         assert len(mailbox.received) == 3

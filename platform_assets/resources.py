@@ -54,10 +54,15 @@ class LandingZone(dg.ConfigurableResource):
             return []
         return sorted(p for p in self.landing.iterdir() if not p.name.startswith("."))
 
+    def landed(self, name: str) -> Path | None:
+        """The regular file of that name waiting in landing/, if there is one."""
+        landed = self.landing / name
+        return landed if landed.is_file() and not landed.is_symlink() else None
+
     def locate(self, name: str, loaded_hash: str | None = None) -> Path:
         """The file to load: the one in landing/, else the archived copy of the version loaded before."""
-        landed = self.landing / name
-        if landed.is_file() and not landed.is_symlink():
+        landed = self.landed(name)
+        if landed is not None:
             return landed
         archived = self.archived(name, loaded_hash) if loaded_hash else None
         if archived is not None:

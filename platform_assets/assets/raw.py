@@ -88,9 +88,10 @@ def _load_file(
     failure after the commit fails the run with a plain message; the batch is then
     unverified (its checks did not run), so nothing downstream reads it until a retry.
     """
-    landed = landing.landing / name
-    if landed.is_file():  # before even opening the lake, which a full disk can refuse too
-        disk_space.require(_space_needed(landed, landing, warehouse), f"loading {name}")
+    landed = landing.landed(name)
+    space = _space_needed(landed, landing, warehouse) if landed else None
+    if space:  # before even opening the lake, which a full disk can refuse too
+        disk_space.require(space, f"loading {name}")
     with warehouse.get_connection() as conn:
         try:
             path = landing.locate(name, ledger.loaded_hash(conn, name))
@@ -102,8 +103,9 @@ def _load_file(
                          f"landed {landed_at:%Y-%m-%d %H:%M:%S})")
         started = time.perf_counter()
         from_landing = path.parent == landing.landing
-        space = _space_needed(path, landing, warehouse)
-        disk_space.require(space, f"loading {name}")
+        if space is None:  # loaded from its archived copy
+            space = _space_needed(path, landing, warehouse)
+            disk_space.require(space, f"loading {name}")
         try:
             rows = stage_csv(conn, path, schema, "staged")
         except BadFile as bad:

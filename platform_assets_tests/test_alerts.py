@@ -5,11 +5,15 @@ daemon does (cursor carried, landing observations stored). The same against a ru
 `dagster dev`, with Dagster's freshness daemon, is e2e/test_alerts.py.
 """
 
+import logging
 from datetime import date, timedelta
 
 import dagster as dg
 import pytest
 
+from platform_assets.alerts.events import Finding
+from platform_assets.alerts.incidents import AlertState
+from platform_assets.alerts.messages import Directory, compose
 from platform_assets.alerts.sensor import alert_sensor
 from platform_assets.assets.raw import raw_sales
 from platform_assets.automation.landing_sensor import landing_sensor
@@ -301,3 +305,28 @@ def test_a_file_that_fails_and_heals_before_its_follow_up_goes_out_is_not_named(
     assert not load(third).success
     alerts()
     assert webhook.messages()[1]["title"].endswith(f"now also on {third}")
+
+
+def test_a_layer_going_stale_after_the_stale_data_page_is_a_follow_up_then_one_resolved():
+    """Downstream layers go stale a tick or more after raw on a busy machine; that is the same incident."""
+    directory = Directory(UI, {"raw/sales": ["data-platform"]}, {}, freshness_hours=0.5)
+    state, log = AlertState(), logging.getLogger("test")
+
+    def stale(asset, at, healthy=False):
+        state.take(Finding("stale", asset, healthy=healthy, incident="stale data",
+                           detail={"asset": asset, "at": at}), at, log)
+        notices, incidents = state.close_batch()
+        return compose(notices, incidents, directory) if notices else None
+
+    page = stale("raw/sales", 1000.0)
+    assert (page.title, page.severity) == ("[platform_assets] Stale data: raw/sales", "warning")
+    follow_up = stale("features/sales_features", 1010.0)
+    assert (follow_up.title, follow_up.severity) == (
+        "[platform_assets] Still stale: now also features/sales_features", "warning")
+    assert "the stale-data incident is still open (raw/sales, features/sales_features)" in follow_up.body
+    assert f"Asset: {UI}/assets/features/sales_features" in follow_up.body
+    assert stale("raw/sales", 1100.0, healthy=True) is None  # one layer fresh again: still open
+    resolved = stale("features/sales_features", 1130.0, healthy=True)
+    assert (resolved.title, resolved.severity) == (
+        "[platform_assets] Resolved: fresh data in raw/sales, features/sales_features", "success")
+    assert "stale for 2 min" in resolved.body

@@ -73,7 +73,9 @@ def _part(notice: dict, incidents: dict[str, dict], directory: Directory) -> tup
         incident = incidents[notice["incident"]]
         return (_check_failed if incident["kind"] == "check_failed" else _stale)(incident, directory)
     if kind == "joined":
-        return _still_failing(incidents[notice["incident"]], notice["members"], directory)
+        incident = incidents[notice["incident"]]
+        return (_still_failing if incident["kind"] == "check_failed" else _still_stale)(
+            incident, notice["members"], directory)
     if kind == "resolved":
         return _resolved(notice, directory)
     return {"quarantined": _quarantined, "stuck": _stuck, "run_failed": _run_failed}[kind](notice, directory)
@@ -134,6 +136,15 @@ def _stale(incident: dict, directory: Directory) -> tuple[str, str, str]:
              "Is a daily file missing from landing/, stopped by a check, or is a run stuck?", "",
              directory.owners_line(assets)] + [f"Asset: {directory.asset_link(a)}" for a in assets]
     return f"Stale data: {', '.join(assets)}", _text(lines), "warning"
+
+
+def _still_stale(incident: dict, members: list[str], directory: Directory) -> tuple[str, str, str]:
+    """Layers that went stale after the stale-data page (often downstream of the first): a warning."""
+    assets, stale = _in_flow_order(members), _in_flow_order(incident["failing"])
+    lines = [f"No new data in {', '.join(assets)} either; the stale-data incident is still open "
+             f"({', '.join(stale)}). It was alerted once; this names the layers since.", "",
+             directory.owners_line(assets)] + [f"Asset: {directory.asset_link(a)}" for a in assets]
+    return f"Still stale: now also {', '.join(assets)}", _text(lines), "warning"
 
 
 def _resolved(notice: dict, directory: Directory) -> tuple[str, str, str]:

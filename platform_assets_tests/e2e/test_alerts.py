@@ -152,13 +152,17 @@ def test_stale_data_alerts_once_and_resolves_when_fresh_again(tmp_path, receiver
         land(server.data_dir, first=FIRST, days=1)
         server.wait_until(lambda: server.latest_materialization("features", "sales_features"), 180, "features")
 
-        (stale,) = wait_for(server, webhook, 1, "the stale-data alert", timeout=240)
+        stale = wait_for(server, webhook, 1, "the stale-data alert", timeout=240)[0]
         assert stale["title"].startswith("[platform_assets] Stale data: raw/sales")
         assert "for more than 1.2 min (its freshness policy)" in stale["message"]
         assert f"Asset: {server.url}/assets/raw/sales" in stale["message"]
 
         land(server.data_dir, first=FIRST + timedelta(days=1), days=1)
-        (_, resolved) = wait_for(server, webhook, 2, "the resolved message", timeout=120)
+        *during, resolved = server.wait_until(
+            lambda: "Resolved" in titles(webhook)[-1] and webhook.messages(), 120, "the resolved message")
         assert resolved["title"].startswith("[platform_assets] Resolved: fresh data in raw/sales")
         assert "features/sales_features" in resolved["message"]
-        assert len(webhook.messages()) == 2
+        # one page; layers that went stale after it (a busy machine spreads them out) only in warnings
+        assert during[0] == stale
+        assert all(m["title"].startswith("[platform_assets] Still stale: now also ") and m["type"] == "warning"
+                   for m in during[1:]), titles(webhook)

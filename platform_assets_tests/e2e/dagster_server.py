@@ -50,6 +50,10 @@ class DagsterServer:
                             "tags { key value } assetSelection { path } } } } }")
         return data["runsOrError"]["results"]
 
+    def backfills(self) -> list[dict]:
+        data = self.graphql("{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }")
+        return data["partitionBackfillsOrError"]["results"]
+
     def latest_materialization(self, *path: str) -> dict | None:
         data = self.graphql(
             """query($path: [String!]!) { assetOrError(assetKey: {path: $path}) { ... on Asset {
@@ -125,13 +129,14 @@ class DagsterServer:
     def runs_for_partition(self, partition: str) -> list[dict]:
         return [r for r in self.runs() if {"key": "dagster/partition", "value": partition} in r["tags"]]
 
-    def wait_until(self, predicate, timeout: float, what: str, every: float = 1.0):
+    def wait_until(self, predicate, timeout: float, what, every: float = 1.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
             time.sleep(every)
+        what = what() if callable(what) else what  # a callable says what is still missing at the end
         raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}; server log: {self.log}")
 
     def idle(self) -> bool:

@@ -25,7 +25,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 sample-data: install
-	$(BIN)/platform-assets land --batch all --if-empty
+	$(BIN)/platform-assets land --batch all --if-empty --weather
 
 run: install dagster-home sample-data
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)

@@ -18,16 +18,17 @@ import dagster as dg
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.features import sales_features
-from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
-from platform_assets.quality.soda_checks import contract_checks
+from platform_assets.definitions import assets, checks
 from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.sample_data.generator import HISTORY_START
 from platform_assets.sample_data.land import land
-from platform_assets.settings import Settings
 
 HISTORIES = {"1 year": 365, "full (942 days)": 942}
+RAW = {a.key.to_user_string(): a for a in assets}
+raw_sales, raw_stores = RAW["raw/sales"], RAW["raw/stores"]
+sales_files = raw_sales.partitions_def
 ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
-CHECKS = contract_checks(Settings.from_env().contracts_dir, ASSETS)
+CHECKS = checks
 
 
 def measure(days: int, repeat: int, workdir: Path) -> dict:

@@ -53,12 +53,13 @@ class Figure:
 def duckdb_scan(data_dir: Path) -> tuple[int, float]:
     import duckdb
 
+    from platform_assets.datasets import load_datasets
     from platform_assets.loading import stage_csv
-    from platform_assets.rossmann import SALES
 
+    (sales,) = [d for d in load_datasets().all if d.name == "sales"]
     with duckdb.connect() as conn:
         started = time.perf_counter()
-        rows = sum(stage_csv(conn, path, SALES, "staged") for path in _sales_files(data_dir / "landing"))
+        rows = sum(stage_csv(conn, path, sales, "staged") for path in _sales_files(data_dir / "landing"))
         return rows, time.perf_counter() - started
 
 
@@ -82,16 +83,15 @@ def platform(data_dir: Path) -> tuple[int, float]:
 
     from platform_assets.assets.cleaned import cleaned_sales
     from platform_assets.assets.features import sales_features
-    from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
-    from platform_assets.quality.soda_checks import contract_checks
+    from platform_assets.definitions import assets as defined, checks
     from platform_assets.resources import LandingZone, Warehouse
-    from platform_assets.rossmann import STORES_FILE
-    from platform_assets.settings import Settings
+    from platform_assets.sample_data.rossmann import STORES_FILE
 
+    raw_sales, raw_stores = (next(a for a in defined if a.key.to_user_string() == k) for k in ("raw/sales", "raw/stores"))
+    sales_files = raw_sales.partitions_def
     landing = LandingZone(data_dir=str(data_dir))
     resources = {"landing": landing, "warehouse": Warehouse.embedded(data_dir)}
     assets = [raw_stores, raw_sales, cleaned_sales, sales_features]
-    checks = contract_checks(Settings.from_env().contracts_dir, assets)
     files = [p.name for p in landing.entries()]
 
     def run(selection: list, partition: str | None = None) -> dg.ExecuteInProcessResult:

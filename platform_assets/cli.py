@@ -12,13 +12,14 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from platform_assets.resources import LandingZone
 from platform_assets.sample_data.generator import DEFAULT_SEED, N_STORES
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
 from platform_assets.warehouse import snapshots
 from platform_assets.warehouse.lake import LakeError, Warehouse
 from platform_assets.warehouse.reader import LakeReader, ReadRefused
-from platform_assets.warehouse.snapshots import VERSIONED_TABLES, VersionError
+from platform_assets.warehouse.snapshots import VersionError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +28,12 @@ def main(argv: list[str] | None = None) -> int:
 
     land_cmd = commands.add_parser(
         "land",
-        help="write Rossmann-shaped files into the landing folder",
-        description="Write generated store and sales files into the landing folder, atomically. "
-        "Sales continue the day after the last landed sales file unless --from is given.",
+        help="drop files into the landing folder (yours, or generated Rossmann data)",
+        description="Copy FILEs into the landing folder atomically (a hidden name, then a rename), for any "
+        "dataset. Without FILEs, write generated store and sales files; sales continue the day after the last "
+        "landed sales file unless --from is given.",
     )
+    land_cmd.add_argument("files", nargs="*", type=Path, metavar="FILE", help="files to land as they are")
     land_cmd.add_argument("--batch", choices=["daily", "weekly", "all"], default="daily",
                           help="one file per day, per 7 days, or one file for the whole range")
     land_cmd.add_argument("--from", dest="first", type=date.fromisoformat,
@@ -41,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     land_cmd.add_argument("--stores", action="store_true", help="land the store master again")
     land_cmd.add_argument("--n-stores", type=int, default=N_STORES,
                           help=f"size of the chain (default {N_STORES}, the real one; benchmarks use 4x)")
+    land_cmd.add_argument("--weather", action="store_true",
+                          help="also the third feed: the stores' states and the weather of the same days")
     land_cmd.add_argument("--if-empty", action="store_true",
                           help="do nothing if any file ever landed (used by `make run`)")
     land_cmd.add_argument("--data-dir", type=Path, default=None,
@@ -53,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         "file outside the lake, is refused.")
     sql_cmd.add_argument("query")
     sql_cmd.add_argument("--max-rows", type=int, default=40, help="rows to print (default 40)")
-    versions_cmd = commands.add_parser("versions", help="list the versions (lake snapshots) of a versioned table")
-    versions_cmd.add_argument("table", choices=VERSIONED_TABLES)
+    versions_cmd = commands.add_parser("versions", help="list the versions (lake snapshots) of a table")
+    versions_cmd.add_argument("table", help="schema.table, e.g. cleaned.sales or raw.sales")
     rollback_cmd = commands.add_parser(
         "rollback", help="restore a table to an earlier version (itself committed as a new version)")
-    rollback_cmd.add_argument("table", choices=VERSIONED_TABLES)
+    rollback_cmd.add_argument("table", help="a layer's table, e.g. cleaned.sales")
     rollback_cmd.add_argument("--version", type=int, required=True, help="the snapshot to restore")
 
     args = parser.parse_args(argv)
@@ -73,9 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"platform-assets {args.command}: {message}", file=sys.stderr)
         return 1
     data_dir = args.data_dir.resolve() if args.data_dir else Settings.from_env().data_dir
+    if args.files:
+        landing = LandingZone(data_dir=str(data_dir))
+        for source in args.files:
+            try:
+                print(f"landed {landing.drop(source).name}: {source.stat().st_size:,} bytes")
+            except OSError as error:
+                parser.error(f"{source}: {error.strerror or error}")
+        return 0
     try:
         landed = land(data_dir, batch=args.batch, first=args.first, days=args.days,
-                      seed=args.seed, n_stores=args.n_stores, stores=args.stores, if_empty=args.if_empty)
+                      seed=args.seed, n_stores=args.n_stores, stores=args.stores, if_empty=args.if_empty,
+                      weather=args.weather)
     except ValueError as error:
         parser.error(str(error))
     if not landed and args.if_empty:

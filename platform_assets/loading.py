@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from platform_assets.excerpts import excerpt, names
-from platform_assets.rossmann import FileSchema
+from platform_assets.datasets.component import LandedDataset
 
 # A header longer than this is not one: it is read no further and the file is quarantined.
 MAX_HEADER_BYTES = 64 * 1024
@@ -24,51 +24,56 @@ class BadFile(Exception):
     """A landed file that cannot be loaded; the message is the quarantine reason."""
 
 
-def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, schema: FileSchema, table: str) -> int:
-    """Parse ``path`` into temp table ``table`` with the schema's columns in order; return its rows.
+def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, dataset: LandedDataset, table: str) -> int:
+    """Parse ``path`` into temp table ``table`` with the dataset's columns in order; return its rows.
 
     Raises BadFile with a reason naming the file (and line, where DuckDB knows it).
     """
-    header = _read_header(path, schema)
-    if sorted(header) != sorted(schema.names):
-        missing = [c for c in schema.names if c not in header]
-        unexpected = [c for c in header if c not in schema.names]
+    parse, expected = dataset.parse, [c.name for c in dataset.columns]
+    header = _read_header(path, dataset) if parse.header else expected
+    if sorted(header) != sorted(expected):
+        missing = [c for c in expected if c not in header]
+        unexpected = [c for c in header if c not in expected]
         raise BadFile(
-            f"{path.name}: header does not match the {schema.kind} schema (expected {','.join(schema.names)}; "
-            f"found {len(header):,} column(s))"
+            f"{path.name}: header does not match the {dataset.name} schema (expected "
+            f"{parse.delimiter.join(expected)}; found {len(header):,} column(s))"
             + (f"; missing columns: {', '.join(missing)}" if missing else "")
             + (f"; unexpected columns: {names(unexpected)}" if unexpected else "")
             + ("; duplicated columns in header" if not missing and not unexpected else "")
         )
-    types = {c.name: c.duckdb_type for c in schema.columns}
-    # Columns are typed in the order the file has them, then selected in schema order.
+    types = {c.name: c.type for c in dataset.columns}
+    # Columns are typed in the order the file has them, then selected in the declared order.
     columns = {name: types[name] for name in header}
-    select = ", ".join(f'"{name}"' for name in schema.names)
+    select = ", ".join(f'"{name}"' for name in expected)
     try:
         conn.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_csv("
-            "$path, header = true, columns = $columns, auto_detect = false, delim = ',', "
-            "quote = '\"', escape = '\"', dateformat = '%Y-%m-%d', strict_mode = true)",
-            {"path": str(path), "columns": columns},
+            "$path, header = $header, columns = $columns, auto_detect = false, delim = $delim, quote = $quote, "
+            "escape = $quote, dateformat = $dateformat, decimal_separator = $decimal, encoding = $encoding, "
+            "strict_mode = true)",
+            {"path": str(path), "columns": columns, "header": parse.header, "delim": parse.delimiter,
+             "quote": parse.quote, "dateformat": parse.date_format, "decimal": parse.decimal_separator,
+             "encoding": parse.encoding},
         )
     except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
         raise BadFile(f"{path.name}: {excerpt(_first_paragraph(str(error)))}") from None
     return conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
-def _read_header(path: Path, schema: FileSchema) -> list[str]:
+def _read_header(path: Path, dataset: LandedDataset) -> list[str]:
+    parse = dataset.parse
     with path.open("rb") as handle:
         first_line = handle.readline(MAX_HEADER_BYTES + 1)
     if not first_line.strip():
         raise BadFile(f"{path.name}: file is empty (no header line)")
     if len(first_line) > MAX_HEADER_BYTES and not first_line.endswith(b"\n"):
         raise BadFile(f"{path.name}: line 1 is longer than {MAX_HEADER_BYTES:,} bytes, so it is not the header of "
-                      f"the {schema.kind} schema (expected {','.join(schema.names)})")
+                      f"the {dataset.name} schema (expected {parse.delimiter.join(c.name for c in dataset.columns)})")
     try:
-        text = first_line.decode("utf-8-sig")
+        text = first_line.decode("utf-8-sig" if parse.encoding == "utf-8" else parse.encoding)
     except UnicodeDecodeError as error:
-        raise BadFile(f"{path.name}: line 1 is not UTF-8 ({error.reason} at byte {error.start})") from None
-    return [name.strip().strip('"') for name in text.rstrip("\r\n").split(",")]
+        raise BadFile(f"{path.name}: line 1 is not {parse.encoding} ({error.reason} at byte {error.start})") from None
+    return [name.strip().strip(parse.quote) for name in text.rstrip("\r\n").split(parse.delimiter)]
 
 
 def _first_paragraph(message: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets.excerpts import excerpt
+from platform_assets.settings import Settings
 from platform_assets.warehouse.lake import Warehouse
 
 __all__ = ["LandingZone", "ModelStore", "Warehouse", "landing_outcome"]
@@ -71,6 +73,19 @@ class LandingZone(dg.ConfigurableResource):
         if reason.is_file():
             raise FileNotFoundError(f"{name} was quarantined: {reason.read_text().strip()}")
         raise FileNotFoundError(f"{name} is neither in {self.landing} nor archived in {self.archive / name}")
+
+    def drop(self, source: Path) -> Path:
+        """Put a copy of ``source`` into landing/ the way a careful upstream does: under a hidden name, then
+        renamed, so the sensor never sees half of it (and, dated back by the quiet period, takes it at once)."""
+        if not source.is_file():
+            raise FileNotFoundError(errno.ENOENT, "not a regular file", str(source))
+        self.landing.mkdir(parents=True, exist_ok=True)
+        target, temporary = self.landing / source.name, self.landing / f".{source.name}.tmp"
+        shutil.copyfile(source, temporary)
+        settled = datetime.now(UTC).timestamp() - Settings.from_env().landing_quiet_seconds
+        os.utime(temporary, (settled, settled))
+        os.replace(temporary, target)
+        return target
 
     def archived(self, name: str, digest: str) -> Path | None:
         """The newest archived copy of this content of ``name``, if any."""

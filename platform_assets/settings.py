@@ -20,6 +20,7 @@ LAKE_CATALOG_ENV = "PLATFORM_LAKE_CATALOG"
 LAKE_DATA_PATH_ENV = "PLATFORM_LAKE_DATA_PATH"
 SENSOR_INTERVAL_ENV = "PLATFORM_SENSOR_INTERVAL_SECONDS"
 CONTRACTS_ENV = "PLATFORM_CONTRACTS_DIR"
+DEFS_ENV = "PLATFORM_DEFS_DIR"
 AUTOMATION_INTERVAL_ENV = "PLATFORM_AUTOMATION_INTERVAL_SECONDS"
 RETENTION_ENV = "PLATFORM_VERSION_RETENTION_HOURS"
 READER_GRACE_ENV = "PLATFORM_READER_GRACE_HOURS"
@@ -34,6 +35,8 @@ ALERT_GROUP_ENV = "PLATFORM_ALERT_GROUP_SECONDS"
 UI_URL_ENV = "PLATFORM_UI_URL"
 # soda/contracts/ beside the package in a checkout (the README installs it editable)
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "soda" / "contracts"
+# the landed datasets: a folder per dataset with its defs.yaml and contract
+DEFAULT_DEFS_DIR = Path(__file__).resolve().parent / "defs"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class Settings:
     sensor_interval_seconds: int
     automation_interval_seconds: int
     contracts_dir: Path
+    # where the landed datasets are declared: a folder each, with its defs.yaml and Soda contract
+    defs_dir: Path
     version_retention_hours: int
     # a snapshot a reader may still be reading (it stopped being the newest less than this long ago)
     # is never expired by maintenance, nor are the files it reads deleted
@@ -78,6 +83,7 @@ class Settings:
             sensor_interval_seconds=int(os.environ.get(SENSOR_INTERVAL_ENV, "10")),
             automation_interval_seconds=int(os.environ.get(AUTOMATION_INTERVAL_ENV, "30")),
             contracts_dir=Path(os.environ.get(CONTRACTS_ENV, DEFAULT_CONTRACTS_DIR)).resolve(),
+            defs_dir=Path(os.environ.get(DEFS_ENV, DEFAULT_DEFS_DIR)).resolve(),
             version_retention_hours=int(os.environ.get(RETENTION_ENV, str(24 * 30))),
             reader_grace_hours=float(os.environ.get(READER_GRACE_ENV, "24")),
             catalog_lock_seconds=float(os.environ.get(CATALOG_LOCK_ENV, "60")),

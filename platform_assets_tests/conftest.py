@@ -8,17 +8,24 @@ import dagster as dg
 import duckdb
 import pytest
 
-from platform_assets.assets.cleaned import cleaned_sales
-from platform_assets.assets.features import sales_features
-from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
-from platform_assets.quality.soda_checks import contract_checks
+from platform_assets import definitions as platform
 from platform_assets.resources import LandingZone, ModelStore, Warehouse
 from platform_assets.sample_data.land import land
-from platform_assets.settings import Settings
 
-RAW_CHECKS = [c for c in contract_checks(Settings.from_env().contracts_dir,
-                                         [raw_stores, raw_sales, cleaned_sales, sales_features])
-              if {k.asset_key for k in c.check_keys} <= {raw_stores.key, raw_sales.key}]
+
+def defined(key: str) -> dg.AssetsDefinition:
+    """An asset of the code location by key, as Dagster runs it (the landed ones are built from defs.yaml)."""
+    (asset,) = [a for a in platform.assets if a.key == dg.AssetKey.from_user_string(key)]
+    return asset
+
+
+raw_sales, raw_stores = defined("raw/sales"), defined("raw/stores")
+sales_files = raw_sales.partitions_def
+ALL_CHECKS = platform.checks  # every contract's checks: the landed datasets' and the layers'
+RAW_CHECKS = [c for c in ALL_CHECKS if {k.asset_key for k in c.check_keys} <= {raw_stores.key, raw_sales.key}]
+(SALES_CONTRACT,) = [c for c in ALL_CHECKS if {k.asset_key for k in c.check_keys} == {raw_sales.key}]
+landing_sensor = platform.defs.resolve_sensor_def("landing_sensor")
+recheck_sensor = platform.defs.resolve_sensor_def("recheck_landed_files")
 
 
 def load_raw(instance, resources, partition: str | None = None, tags=None) -> dg.ExecuteInProcessResult:
@@ -39,6 +46,15 @@ def run_checks_only(defs: dg.Definitions, instance, request: dg.RunRequest) -> d
     return defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
     ).execute_in_process(instance=instance, partition_key=request.partition_key)
+
+
+def causes(error: BaseException) -> str:
+    """An error and what caused it, as Dagster prints a failed load ("The above exception was caused by ...")."""
+    told = []
+    while error is not None:
+        told.append(str(error))
+        error = error.__cause__
+    return "\n".join(told)
 
 
 def files_in(folder: Path) -> set[str]:

@@ -15,8 +15,7 @@ from platform_assets.alerts.events import Finding
 from platform_assets.alerts.incidents import AlertState
 from platform_assets.alerts.messages import Directory, compose
 from platform_assets.alerts.sensor import alert_sensor
-from platform_assets.assets.raw import raw_sales
-from platform_assets.automation.landing_sensor import landing_sensor
+from platform_assets_tests.conftest import landing_sensor, raw_sales
 from platform_assets.definitions import defs
 from platform_assets.resources import STUCK, landing_outcome
 from platform_assets.sample_data.land import land

@@ -149,14 +149,11 @@ def test_a_new_store_master_recomputes_everything(data_dir, resources, instance,
 
 
 def test_the_full_rebuild_job_recomputes_everything_with_checks(data_dir, resources, instance, load):
-    from platform_assets.automation.jobs import full_rebuild, incremental_update
-    from platform_assets.definitions import assets
-    from platform_assets.quality.soda_checks import contract_checks
-    from platform_assets.settings import Settings
+    from platform_assets.definitions import assets, checks, layers
+    from platform_assets.automation.jobs import layer_jobs
 
     # the jobs as the code location defines them, bound to this test's warehouse
-    defs = dg.Definitions(assets=assets, asset_checks=contract_checks(Settings.from_env().contracts_dir, assets),
-                          jobs=[full_rebuild, incremental_update], resources=resources)
+    defs = dg.Definitions(assets=assets, asset_checks=checks, jobs=layer_jobs(layers), resources=resources)
     land(data_dir, days=2)
     assert load().success and load("sales_2013-01-01.csv").success and load("sales_2013-01-02.csv").success
     result = defs.resolve_job_def("full_rebuild").execute_in_process(instance=instance)

@@ -170,7 +170,7 @@ def test_unusual_but_unambiguous_files_load(loaded, data_dir, load, query):
 def test_the_whole_history_loads_in_one_partition(full_history, tmp_path, instance):
     import shutil
 
-    from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
+    from platform_assets_tests.conftest import raw_sales, raw_stores, sales_files
     from platform_assets.resources import LandingZone, Warehouse
 
     data_dir = tmp_path / "copy"

@@ -7,16 +7,20 @@ from dagster._core.events import DagsterEvent, DagsterEventType
 
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
-from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
 from platform_assets.automation.conditions import with_automation
-from platform_assets.automation.recheck_sensor import recheck_sensor, sales_contract_of
-from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
-from platform_assets.settings import Settings
-from platform_assets_tests.conftest import lake, run_checks_only
+from platform_assets_tests.conftest import (
+    ALL_CHECKS as CHECKS,
+    SALES_CONTRACT,
+    lake,
+    raw_sales,
+    raw_stores,
+    recheck_sensor,
+    run_checks_only,
+    sales_files,
+)
 
 ASSETS = with_automation([raw_stores, raw_sales, cleaned_sales, sales_features])
-CHECKS = contract_checks(Settings.from_env().contracts_dir, ASSETS)
 HEADER = "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday"
 
 
@@ -146,7 +150,7 @@ def test_a_batch_whose_checks_are_still_running_is_not_followed(automation, data
 def plan_raw_checks(instance, run: dg.DagsterRun, partition: str) -> None:
     """What a run does when it starts: plan the raw sales checks of its partition."""
     subset = sales_files.empty_subset().with_partition_keys([partition])
-    for key in sales_contract_of(CHECKS).check_keys:
+    for key in SALES_CONTRACT.check_keys:
         planned = AssetCheckEvaluationPlanned(asset_key=key.asset_key, check_name=key.name, partitions_subset=subset)
         instance.report_dagster_event(
             DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, "__ASSET_JOB",
@@ -166,7 +170,7 @@ def test_a_batch_whose_run_ended_before_its_checks_is_checked_again(automation, 
     (data_dir / "landing" / "sales_2013-01-02.csv").write_text("")  # quarantined: nothing loaded, nothing to check
     assert not load(instance, resources, "sales_2013-01-02.csv").success
 
-    sensor = recheck_sensor(sales_contract_of(CHECKS))
+    sensor = recheck_sensor
     (request,) = sensor(dg.build_sensor_context(instance=instance)).run_requests
     assert (request.partition_key, request.run_key) == ("sales_2013-01-01.csv",
                                                         f"recheck sales_2013-01-01.csv after run {cut_short.run_id}")

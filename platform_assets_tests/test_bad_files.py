@@ -11,16 +11,19 @@ import pytest
 
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
-from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
-from platform_assets.automation.landing_sensor import landing_sensor
-from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
-from platform_assets.settings import Settings
-from platform_assets_tests.conftest import lake, load_raw
+from platform_assets_tests.conftest import (
+    ALL_CHECKS as CHECKS,
+    lake,
+    landing_sensor,
+    load_raw,
+    raw_sales,
+    raw_stores,
+    sales_files,
+)
 from platform_assets_tests.fixtures.bad_files import corpus
 
 ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
-CHECKS = contract_checks(Settings.from_env().contracts_dir, ASSETS)
 ADVISORY = {"batch_size_near_trailing_median", "open_share_of_regular_days", "cleaned_keeps_up_with_raw"}
 GENERATED = Path(__file__).parent / "fixtures" / "bad_files" / "generated"
 CASES = corpus.corpus()

@@ -14,10 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets.assets.raw import sales_files
+from platform_assets_tests.conftest import lake, sales_files
 from platform_assets.sample_data.land import land
 from platform_assets.warehouse import digests, snapshots
-from platform_assets_tests.conftest import lake
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = "features.sales_features"

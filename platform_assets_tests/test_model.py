@@ -11,7 +11,7 @@ from platform_assets import forecasting
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
 from platform_assets.assets.model import sales_forecast
-from platform_assets.assets.raw import raw_sales, raw_stores
+from platform_assets_tests.conftest import raw_sales, raw_stores
 from platform_assets.automation.conditions import model_retraining, with_automation
 from platform_assets.sample_data.generator import DEFAULT_SEED, RossmannGenerator
 from platform_assets.sample_data.land import land

@@ -9,16 +9,24 @@ import pytest
 
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.features import sales_features
-from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
+from platform_assets.datasets import load_datasets
 from platform_assets.quality.contracts import ContractError, load_contract
 from platform_assets.quality.soda_checks import contract_checks
 from platform_assets.sample_data.land import land
 from platform_assets.settings import Settings
-from platform_assets_tests.conftest import lake, run_checks_only
+from platform_assets_tests.conftest import (
+    ALL_CHECKS as CHECKS,
+    causes,
+    lake,
+    raw_sales,
+    raw_stores,
+    recheck_sensor,
+    run_checks_only,
+    sales_files,
+)
 
 CONTRACTS = Settings.from_env().contracts_dir
 ASSETS = [raw_stores, raw_sales, cleaned_sales, sales_features]
-CHECKS = contract_checks(CONTRACTS, ASSETS)
 HEADER = "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday"
 DAY = "2013-01-09"  # a Wednesday, after the three days the fixture loads
 GOOD = [f"{store},3,{DAY},{5000 + store},{500 + store},1,0,0,0" for store in range(1, 1116)]
@@ -239,17 +247,29 @@ def test_checks_on_a_partition_see_only_that_partition(pipeline, data_dir, insta
     assert rows_tested["sales_not_negative"].value == 1115
 
 
-def test_check_specs_follow_the_yaml(tmp_path):
-    contracts = tmp_path / "contracts"
-    shutil.copytree(CONTRACTS, contracts)
-    text = (contracts / "raw_stores.yml").read_text()
-    (contracts / "raw_stores.yml").write_text(text.replace("checks:\n", (
+def stores_checks(defs_dir) -> list[dg.AssetCheckSpec]:
+    """The check specs of the store master as declared in ``defs_dir`` (a copy of the code location's)."""
+    _, checks = load_datasets(defs_dir).assets_and_checks()
+    return [s for c in checks for s in c.check_specs if s.asset_key == raw_stores.key]
+
+
+@pytest.fixture
+def defs_copy(tmp_path):
+    copy = tmp_path / "defs"
+    shutil.copytree(Settings.from_env().defs_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_check_specs_follow_the_yaml(defs_copy):
+    contract = defs_copy / "stores" / "contract.yml"
+    contract.write_text(contract.read_text().replace("checks:\n", (
         "checks:\n- row_count:\n    qualifier: at_least_a_thousand_stores\n"
         "    name: \"The master lists at least 1,000 stores.\"\n    threshold: {must_be_greater_than: 999}\n"), 1))
-    specs = {s.key.name: s for c in contract_checks(contracts, ASSETS) for s in c.check_specs
-             if s.asset_key == raw_stores.key}
+    specs = {s.key.name: s for s in stores_checks(defs_copy)}
     assert specs["at_least_a_thousand_stores"].description == "The master lists at least 1,000 stores."
     assert specs["at_least_a_thousand_stores"].blocking
+    # and what the platform adds from defs.yaml: the schema, a check per required column
+    assert {"raw_stores_schema", "store_not_missing", "store_type_not_missing", "assortment_not_missing"} <= set(specs)
     warn = {s.key.name: s for c in CHECKS for s in c.check_specs}["open_share_of_regular_days"]
     assert not warn.blocking
 
@@ -259,21 +279,32 @@ def test_check_specs_follow_the_yaml(tmp_path):
     (lambda t: t.replace("qualifier: store_unique", "qualifier: Store Unique"), "needs a snake_case 'qualifier'"),
     (lambda t: t.replace("- duplicate:", "- duplicated:"), "not a valid Soda contract at $.checks[2]"),
     (lambda t: t.replace("qualifier: store_type_code", "qualifier: store_unique"), "repeated: store_unique"),
-    (lambda t: t.replace("dataset: warehouse/raw/stores", "dataset: warehouse/raw/shops"), "is not an asset"),
+    (lambda t: t.replace("- name: StoreType", "- name: ShopType"), "column 'ShopType' is not a column of raw.stores"),
 ])
-def test_a_bad_contract_fails_at_load_time_naming_file_and_problem(tmp_path, mangle, message):
+def test_a_bad_dataset_contract_fails_at_load_time_naming_file_and_problem(defs_copy, mangle, message):
+    path = defs_copy / "stores" / "contract.yml"
+    path.write_text(mangle(path.read_text()))
+    with pytest.raises(Exception) as error:
+        stores_checks(defs_copy)
+    told = causes(error.value)  # what `dg check defs` and the code location's load print
+    assert str(path) in told and message in told, told
+
+
+def test_a_bad_layer_contract_fails_at_load_time_naming_file_and_problem(tmp_path):
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS, contracts)
-    path = contracts / "raw_stores.yml"
-    path.write_text(mangle(path.read_text()))
+    path = contracts / "cleaned_sales.yml"
+    path.write_text(path.read_text().replace("dataset: warehouse/cleaned/sales", "dataset: warehouse/cleaned/shops"))
     with pytest.raises(ContractError) as error:
         contract_checks(contracts, ASSETS)
-    assert str(path) in str(error.value) and message in str(error.value)
+    assert str(path) in str(error.value) and "is not an asset" in str(error.value)
 
 
 def test_every_contract_loads_and_names_its_table():
     tables = {load_contract(p).table for p in CONTRACTS.glob("*.yml")}
-    assert tables == {"raw.sales", "raw.stores", "cleaned.sales", "features.sales_features"}
+    assert tables == {"cleaned.sales", "features.sales_features"}  # the landed datasets' are beside their defs.yaml
+    assert {k.asset_key.to_user_string() for c in CHECKS for k in c.check_keys} == {
+        "raw/sales", "raw/stores", "raw/store_states", "raw/weather", "cleaned/sales", "features/sales_features"}
 
 
 def test_rows_outside_the_days_of_the_file_name_fail_and_never_overwrite_those_days(pipeline, data_dir):
@@ -314,7 +345,6 @@ def test_a_correction_still_wins_after_the_older_file_is_loaded_again(pipeline, 
 def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_resumes(
         pipeline, data_dir, instance, resources):
     from platform_assets.automation.conditions import with_automation
-    from platform_assets.automation.recheck_sensor import recheck_sensor, sales_contract_of
 
     defs = dg.Definitions(assets=with_automation(ASSETS), asset_checks=CHECKS, resources=resources)
     automation = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # running all along
@@ -325,7 +355,7 @@ def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_re
     result = pipeline(GOOD)
     assert "raw/sales:store_in_master" in failed(result) and materialized(result) == {"raw/sales"}
 
-    sensor = recheck_sensor(sales_contract_of(CHECKS))
+    sensor = recheck_sensor
     context = dg.build_sensor_context(instance=instance)
     sensor(context)  # the sensor's first look: the bad master, rechecks before it are pointless but harmless
     (data_dir / "landing" / "store.csv").write_bytes(good_master)  # the fix

@@ -10,7 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from platform_assets import rossmann
+from platform_assets.datasets import load_datasets
+from platform_assets.sample_data import rossmann
 from platform_assets.sample_data.land import land
 
 SALES_HEADER = "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday"
@@ -18,6 +19,8 @@ STORES_HEADER = (
     "Store,StoreType,Assortment,CompetitionDistance,CompetitionOpenSinceMonth,"
     "CompetitionOpenSinceYear,Promo2,Promo2SinceWeek,Promo2SinceYear,PromoInterval"
 )
+
+DECLARED = {d.name: d for d in load_datasets().all}
 
 
 @pytest.fixture(scope="module")
@@ -190,5 +193,15 @@ def test_cli_never_crashes_on_names_it_finds_in_landing_or_archive(tmp_path):
     ("sales_" + "9" * 300 + ".csv", None),
 ])
 def test_sales_file_names_are_checked_strictly_and_totally(name, dates):
-    assert rossmann.sales_file_dates(name) == dates
-    assert (rossmann.name_problem(name) is None) == (dates is not None)
+    pattern = DECLARED["sales"].pattern  # as defs/sales/defs.yaml declares it
+    assert pattern.dates(name) == dates
+    assert (pattern.matches(name) and pattern.problem(name) is None) == (dates is not None)
+
+
+def test_the_generator_writes_what_the_datasets_declare():
+    """The generated files have the declared columns and names (the platform reads them by their declarations)."""
+    assert rossmann.SALES_COLUMNS == [c.name for c in DECLARED["sales"].columns]
+    assert rossmann.STORE_COLUMNS == [c.name for c in DECLARED["stores"].columns]
+    assert DECLARED["stores"].pattern.matches(rossmann.STORES_FILE)
+    assert DECLARED["sales"].pattern.dates(rossmann.sales_file_name(date(2015, 1, 1), date(2015, 1, 7))) == (
+        date(2015, 1, 1), date(2015, 1, 7))

@@ -11,12 +11,10 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from platform_assets.assets.raw import raw_sales, raw_stores, sales_files
-from platform_assets.automation.landing_sensor import landing_sensor
+from platform_assets_tests.conftest import landing_sensor, load_raw, raw_sales, raw_stores, sales_files
 from platform_assets.definitions import assets as ASSETS
 from platform_assets.definitions import checks as CHECKS
 from platform_assets.sample_data.land import land
-from platform_assets_tests.conftest import load_raw
 from platform_assets_tests.fixtures.odd_entries import odd_entries
 
 

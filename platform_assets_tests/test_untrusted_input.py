@@ -10,9 +10,8 @@ import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
 
-from platform_assets.assets.raw import raw_sales
+from platform_assets_tests.conftest import lake, raw_sales
 from platform_assets.resources import QUARANTINED, landing_outcome
-from platform_assets_tests.conftest import lake
 from platform_assets_tests.fixtures.receivers import Webhook
 from platform_assets_tests.test_alerts import HEADER, alert_ticks
 

@@ -21,8 +21,7 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from platform_assets.assets.config import LayerConfig
-from platform_assets.assets.raw import OWNER, raw_sales, raw_stores
+from platform_assets.assets.config import OWNER, LayerConfig
 from platform_assets.resources import Warehouse
 from platform_assets.transforms import cleaning
 from platform_assets.warehouse import ledger, tables
@@ -32,7 +31,7 @@ TABLE = "cleaned.sales"
 
 @dg.asset(
     key=["cleaned", "sales"],
-    deps=[raw_sales, raw_stores],
+    deps=[dg.AssetKey(["raw", "sales"]), dg.AssetKey(["raw", "stores"])],  # landed datasets: defs/sales, defs/stores
     group_name="cleaned",
     kinds={"duckdb", "polars", "soda"},
     owners=[OWNER],

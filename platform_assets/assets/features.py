@@ -13,8 +13,7 @@ import dagster as dg
 import polars as pl
 
 from platform_assets.assets.cleaned import cleaned_sales
-from platform_assets.assets.config import LayerConfig
-from platform_assets.assets.raw import OWNER
+from platform_assets.assets.config import OWNER, LayerConfig
 from platform_assets.resources import Warehouse
 from platform_assets.transforms import features
 from platform_assets.warehouse import tables

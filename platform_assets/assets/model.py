@@ -15,7 +15,7 @@ import joblib
 
 from platform_assets import forecasting
 from platform_assets.assets.features import sales_features
-from platform_assets.assets.raw import OWNER
+from platform_assets.assets.config import OWNER
 from platform_assets.resources import ModelStore, Warehouse
 from platform_assets.warehouse import digests, tables
 

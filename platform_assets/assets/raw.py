@@ -1,9 +1,9 @@
-"""Raw layer: landed CSV files, typed but otherwise as delivered.
+"""Raw layer: landed files, typed but otherwise as delivered, one asset per declared dataset.
 
-A load is all-or-nothing: the file is parsed completely into a staging table
-first, then the target rows are replaced in one lake commit (one snapshot)
-together with the ledger entry. A file that cannot be parsed is quarantined with its reason and
-the warehouse is not touched.
+Every landed dataset (``datasets/``, a ``defs.yaml`` each) gets the same asset: a load
+is all-or-nothing, the file is parsed completely into a staging table first, then the
+rows it replaces go in one lake commit (one snapshot) together with the ledger entry.
+A file that cannot be parsed is quarantined with its reason and the lake is not touched.
 """
 
 
@@ -14,72 +14,85 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from platform_assets import disk_space, rossmann
+from platform_assets import disk_space
+from platform_assets.datasets.component import LINEAGE_COLUMNS, LandedDataset
 from platform_assets.loading import BadFile, stage_csv
 from platform_assets.resources import QUARANTINED, LandingZone, Warehouse, content_hash, landing_outcome
 from platform_assets.warehouse import commits, ledger
 from platform_assets.warehouse.tables import scalar
 
-OWNER = "team:data-platform"
-# Set by the landing sensor on each load it starts: when the file's content first landed (ISO 8601).
+# Set by the landing sensor on each load it starts: when the file's content first landed (ISO 8601),
+# and (for a dataset whose file replaces the table) which file it is.
 LANDED_AT_TAG = "platform/landed_at"
-sales_files = dg.DynamicPartitionsDefinition(name="sales_files")
+FILE_TAG = "platform/file"
 
 
-@dg.asset(
-    key=["raw", "stores"],
-    group_name="raw",
-    kinds={"duckdb", "csv", "soda"},
-    owners=[OWNER],
-    tags={"layer": "raw", "domain": "stores"},
-    code_version="1",
-    pool="duckdb",
-    description=(
-        "Store master as landed: one row per store, typed, with its source file.\n\n"
-        "**Holds** the `store.csv` file upstream delivers: store type, assortment, competition and "
-        "Promo2 attributes of the 1,115 stores.\n\n"
-        "**Grain:** one row per store. A new store master replaces the table.\n\n"
-        "**Built by** DuckDB's CSV reader against an explicit schema (no type guessing); a file that "
-        "cannot be parsed is quarantined with its reason. Checked by `soda/contracts/raw_stores.yml`."
-    ),
-)
-def raw_stores(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone) -> dg.MaterializeResult:
-    return _load_file(context, warehouse, landing, rossmann.STORES_FILE, rossmann.STORES, "raw.stores")
+def landed_asset(dataset: LandedDataset) -> dg.AssetsDefinition:
+    """The raw asset of a dataset: one partition per file, or one table a file replaces."""
+    layer = dataset.table.split(".")[0]
+    grain = ("one partition per file; a new version of a file replaces that file's rows" if dataset.per_file
+             else "a new file replaces the table")
+    description = (
+        f"{dataset.description.strip()}\n\n"
+        f"**Files:** `{dataset.files.pattern}` in landing/; {grain}.\n\n"
+        "**Built by** DuckDB's CSV reader against the columns declared in "
+        f"`{dataset.defs_yaml.parent.name}/defs.yaml` (no type guessing), in one lake commit with the "
+        "`ops.landed_files` ledger; a file that cannot be parsed is quarantined with its reason. Checked by "
+        f"its Soda contract, `{dataset.defs_yaml.parent.name}/{dataset.contract}`."
+    )
+
+    @dg.asset(
+        key=dataset.asset_key,
+        group_name=layer,
+        kinds={"duckdb", "csv", "soda"},
+        owners=dataset.owners,
+        tags={"layer": layer, **dataset.tags},
+        code_version="1",
+        pool="duckdb",
+        partitions_def=dataset.partitions_def,
+        freshness_policy=dataset.freshness_policy,
+        description=description,
+        metadata={"dagster/column_schema": table_schema(dataset), "dagster/table_name": dataset.table,
+                  "file_pattern": dataset.files.pattern},
+    )
+    def raw_asset(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone) -> dg.MaterializeResult:
+        return _load_file(context, warehouse, landing, dataset, _file_name(context, dataset))
+
+    return raw_asset
 
 
-@dg.asset(
-    key=["raw", "sales"],
-    group_name="raw",
-    kinds={"duckdb", "csv", "soda"},
-    owners=[OWNER],
-    tags={"layer": "raw", "domain": "sales"},
-    code_version="1",
-    pool="duckdb",
-    partitions_def=sales_files,
-    description=(
-        "Daily sales per store as landed: one partition per sales file, typed, with its source file.\n\n"
-        "**Holds** the rows of every landed `sales_*.csv` file as delivered (duplicates across files "
-        "included), with `_source_file` and `_loaded_at`.\n\n"
-        "**Grain:** one row per landed row; one partition per file. Re-materializing a partition "
-        "replaces that file's rows.\n\n"
-        "**Built by** DuckDB's CSV reader against an explicit schema, in one lake commit with the "
-        "`ops.landed_files` ledger; unparsable files are quarantined. Checked per partition by "
-        "`soda/contracts/raw_sales.yml`."
-    ),
-)
-def raw_sales(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone) -> dg.MaterializeResult:
-    return _load_file(context, warehouse, landing, context.partition_key, rossmann.SALES, "raw.sales")
+def table_schema(dataset: LandedDataset) -> dg.TableSchema:
+    """The table's columns as declared, and the two the platform adds."""
+    return dg.TableSchema(columns=[
+        *(dg.TableColumn(c.name, c.type, description=c.description) for c in dataset.columns),
+        *(dg.TableColumn(name, kind, description=text) for name, (kind, text) in LINEAGE_COLUMNS.items())])
+
+
+def _file_name(context: dg.AssetExecutionContext, dataset: LandedDataset) -> str:
+    """The file this run loads: its partition; the landing sensor's tag; the only name the pattern has;
+    else the version loaded last (a manual re-materialization)."""
+    if dataset.per_file:
+        return context.partition_key
+    if context.run.tags.get(FILE_TAG):
+        return context.run.tags[FILE_TAG]
+    if not dataset.pattern.parts:
+        return dataset.files.pattern
+    with context.resources.warehouse.get_connection() as conn:
+        rows = conn.execute(f"SELECT file_name FROM {ledger.TABLE} WHERE kind = ? AND status = 'loaded' "
+                            "ORDER BY loaded_at DESC LIMIT 1", [dataset.name]).fetchall()
+    if not rows:
+        raise dg.Failure(description=f"{dataset.table} has no file loaded yet: land one ({dataset.files.pattern})")
+    return rows[0][0]
 
 
 def _load_file(
     context: dg.AssetExecutionContext,
     warehouse: Warehouse,
     landing: LandingZone,
+    dataset: LandedDataset,
     name: str,
-    schema: rossmann.FileSchema,
-    table: str,
 ) -> dg.MaterializeResult:
-    """Replace the rows ``name`` contributed to ``table``: the whole table for the store master.
+    """Replace the rows ``name`` contributed to the dataset's table (all of it, when a file replaces the table).
 
     Order matters for "nothing lost, nothing half-done": check there is disk space for it,
     parse fully, copy the file into archive/, commit rows and ledger in one transaction, and
@@ -107,12 +120,12 @@ def _load_file(
             space = _space_needed(path, landing, warehouse)
             disk_space.require(space, f"loading {name}")
         try:
-            rows = stage_csv(conn, path, schema, "staged")
+            rows = stage_csv(conn, path, dataset, "staged")
         except BadFile as bad:
             reason = str(bad)
 
             def record_quarantined() -> None:
-                ledger.record_quarantined(conn, name, kind=schema.kind, content_hash=digest,
+                ledger.record_quarantined(conn, name, kind=dataset.name, content_hash=digest,
                                           size_bytes=path.stat().st_size, reason=reason, landed_at=landed_at)
                 commits.set_commit_message(conn, f"quarantine {name}", {"file": name, "run_id": context.run.run_id})
 
@@ -127,13 +140,13 @@ def _load_file(
             ) from None
         context.log.info(f"parsed {rows:,} rows in {time.perf_counter() - started:.2f}s")
 
-        replaced = "true" if schema is rossmann.STORES else "_source_file = $name"
+        replaced, table = "_source_file = $name" if dataset.per_file else "true", dataset.table
 
         def commit_rows() -> None:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_columns_ddl(schema)})")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_columns_ddl(dataset)})")
             conn.execute(f"DELETE FROM {table} WHERE {replaced}", {"name": name} if "$name" in replaced else {})
             conn.execute(f"INSERT INTO {table} SELECT *, $name, now() FROM staged", {"name": name})
-            ledger.record_loaded(conn, name, kind=schema.kind, content_hash=digest, size_bytes=archived.stat().st_size,
+            ledger.record_loaded(conn, name, kind=dataset.name, content_hash=digest, size_bytes=archived.stat().st_size,
                                  rows=rows, landed_at=landed_at)
             commits.set_commit_message(conn, f"load {name} into {table}", {
                 "table": table, "file": name, "content_hash": digest, "rows": rows, "run_id": context.run.run_id})
@@ -163,7 +176,7 @@ def _load_file(
         metadata={
             "dagster/row_count": rows,
             "dagster/table_name": table,
-            "dagster/column_schema": schema.table_schema(*rossmann.LINEAGE_COLUMNS),
+            "dagster/column_schema": table_schema(dataset),
             "table_row_count": table_rows,
             "snapshot": snapshot,
             "source_file": name,
@@ -207,5 +220,6 @@ def _remove_from_landing(path: Path, rows: int, archived: Path) -> None:
         ) from None
 
 
-def _columns_ddl(schema: rossmann.FileSchema) -> str:
-    return ", ".join(f'"{c.name}" {c.duckdb_type}' for c in (*schema.columns, *rossmann.LINEAGE_COLUMNS))
+def _columns_ddl(dataset: LandedDataset) -> str:
+    columns = [(c.name, c.type) for c in dataset.columns] + [(name, kind) for name, (kind, _) in LINEAGE_COLUMNS.items()]
+    return ", ".join(f'"{name}" {kind}' for name, kind in columns)

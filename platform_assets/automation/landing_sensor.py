@@ -1,11 +1,14 @@
 """Watch the landing folder: everything in it gets a decided, visible outcome, one entry at a time.
 
-Each sales file becomes a dynamic partition of ``raw/sales`` named after the
-file; the store master re-materializes ``raw/stores``. Per entry, in name order:
+Each entry belongs to the one landed dataset whose file-name pattern it matches
+(``datasets/``): a file of a dataset with one partition per file becomes a dynamic
+partition of its raw asset named after the file; a file that replaces its table
+re-materializes that asset. Per entry, in name order:
 
 - not a regular file (a link, folder or pipe), a name that is not UTF-8, or a name
-  that is not ``store.csv`` / ``sales_<day>[_<day>].csv`` with real calendar days:
-  quarantined with the reason, under a safe name when it needs one;
+  no dataset takes (or one with an impossible part: a 13th month, a range that ends
+  before it starts): quarantined with the reason, under a safe name when it needs one;
+- a file of a dataset that ``loads_after`` others: left alone until they have loaded;
 - still changing (written in place): left alone until its size and modification time
   have been still for ``PLATFORM_LANDING_QUIET_SECONDS``; hidden names (``.name.tmp``)
   are files being written under a temporary name and are not looked at;
@@ -19,10 +22,10 @@ file; the store master re-materializes ``raw/stores``. Per entry, in name order:
   (``PLATFORM_LANDING_RETRY_SECONDS``), and reported once when it has waited longer
   than ``PLATFORM_LANDING_STUCK_SECONDS``.
 
-A tick that starts the load of a single sales file while no other load or rebuild is
-in flight carries it through cleaned and features in the same run (blocked there by the
-raw checks like anywhere else); a burst loads raw only and ``downstream_automation``
-rebuilds once for all of it.
+A tick that starts the load of a single file of a dataset with layers built on it,
+while no other load or rebuild is in flight, carries it through those layers in the
+same run (blocked there by the raw checks like anywhere else); a burst loads raw only
+and ``downstream_automation`` rebuilds once for all of it.
 
 An error on one entry is logged and the tick goes on with the next. The sensor
 never opens the warehouse: what is loaded comes from Dagster's materializations.
@@ -32,23 +35,19 @@ import json
 import stat
 import time
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, WILL_RETRY_TAG
 
-from platform_assets import rossmann
-from platform_assets.assets.cleaned import cleaned_sales
-from platform_assets.assets.features import sales_features
-from platform_assets.assets.raw import LANDED_AT_TAG, raw_sales, raw_stores, sales_files
+from platform_assets.assets.raw import FILE_TAG, LANDED_AT_TAG
+from platform_assets.datasets import Datasets, LandedDataset
 from platform_assets.excerpts import NAME_CHARS, excerpt
 from platform_assets.resources import QUARANTINED, STUCK, LandingZone, content_hash, landing_outcome, printable
 from platform_assets.settings import Settings
 
 MAX_RETRY_SECONDS = 3600
-LAKE_WRITERS = {raw_stores.key, raw_sales.key, cleaned_sales.key, sales_features.key}
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 SETTINGS = Settings.from_env()
@@ -88,55 +87,66 @@ class LandingState:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-@dg.sensor(
-    name="landing_sensor",
-    description="Starts a raw load for every new or changed file in the landing folder; retries failed loads.",
-    minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=[raw_sales, raw_stores, cleaned_sales, sales_features],
-)
-def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
-    state = LandingState.from_cursor(context.cursor)
-    tick = _Tick(context, landing, state, Settings.from_env(), time.time())
-    entries = landing.entries()
-    for path in entries:
-        try:
-            tick.handle(path)
-        except FileNotFoundError:
-            context.log.info(f"{printable(path.name)} disappeared from landing/ while being looked at")
-        except Exception as error:  # one odd entry never stops the others
-            context.log.warning(f"{printable(path.name)}: not handled this tick "
-                                f"({type(error).__name__}: {excerpt(str(error))})")
-    present = {p.name for p in entries}
-    state.pending = {n: p for n, p in state.pending.items() if n in present}
-    state.unsettled = tick.unsettled
-    return dg.SensorResult(
-        run_requests=_carried_through(context, tick.runs),
-        dynamic_partitions_requests=[sales_files.build_add_request(tick.new_partitions)] if tick.new_partitions else [],
-        asset_events=tick.outcomes,
-        cursor=state.to_cursor(),
+def landing_sensor(datasets: Datasets, layers: dict[dg.AssetKey, list[dg.AssetKey]]) -> dg.SensorDefinition:
+    """The sensor over every landed dataset; ``layers``: what a lone file of a dataset is carried through."""
+    writers = {d.asset_key for d in datasets.all} | {key for keys in layers.values() for key in keys}
+
+    @dg.sensor(
+        name="landing_sensor",
+        description="Starts a raw load for every new or changed file in the landing folder; retries failed loads.",
+        minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=sorted(writers, key=lambda k: k.to_user_string()),
     )
+    def watch_landing(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+        state = LandingState.from_cursor(context.cursor)
+        tick = _Tick(context, landing, state, datasets, Settings.from_env(), time.time())
+        entries = landing.entries()
+        for path in entries:
+            try:
+                tick.handle(path)
+            except FileNotFoundError:
+                context.log.info(f"{printable(path.name)} disappeared from landing/ while being looked at")
+            except Exception as error:  # one odd entry never stops the others
+                context.log.warning(f"{printable(path.name)}: not handled this tick "
+                                    f"({type(error).__name__}: {excerpt(str(error))})")
+        present = {p.name for p in entries}
+        state.pending = {n: p for n, p in state.pending.items() if n in present}
+        state.unsettled = tick.unsettled
+        return dg.SensorResult(
+            run_requests=_carried_through(context, tick.runs, layers, writers),
+            dynamic_partitions_requests=[dg.DynamicPartitionsDefinition(name=name).build_add_request(names)
+                                         for name, names in sorted(tick.new_partitions.items())],
+            asset_events=tick.outcomes,
+            cursor=state.to_cursor(),
+        )
+
+    return watch_landing
 
 
 class _Tick:
     """One evaluation of the sensor: decides each entry, collects the runs to start."""
 
-    def __init__(self, context, landing: LandingZone, state: LandingState, settings: Settings, now: float):
+    def __init__(self, context, landing: LandingZone, state: LandingState, datasets: Datasets, settings: Settings,
+                 now: float):
         self.context, self.landing, self.state, self.settings, self.now = context, landing, state, settings, now
+        self.datasets = datasets
         self.log = context.log
         self.runs: list[dg.RunRequest] = []
-        self.new_partitions: list[str] = []
+        self.new_partitions: dict[str, list[str]] = {}  # partitions definition -> names to add
         self.outcomes: list[dg.AssetObservation] = []  # quarantined and stuck files, for the UI and the alerts
         self.unsettled: dict[str, list] = {}
+        self._loaded: dict[dg.AssetKey, bool] = {}
 
-    @cached_property
-    def stores_loaded(self) -> bool:
-        """Looked up once a sales file needs it: an idle tick (empty landing/) queries nothing."""
-        return self.context.instance.get_latest_materialization_event(raw_stores.key) is not None
+    def has_loaded(self, key: dg.AssetKey) -> bool:
+        """Looked up once a file needs it: an idle tick (empty landing/) queries nothing."""
+        if key not in self._loaded:
+            self._loaded[key] = self.context.instance.get_latest_materialization_event(key) is not None
+        return self._loaded[key]
 
     def handle(self, path: Path) -> None:
         name = path.name
-        problem = _problem(path)
+        problem = _problem(path, self.datasets)
         if problem is not None:
             self.quarantine(path, f"{printable(name)}: {problem}")
             return
@@ -144,8 +154,10 @@ class _Tick:
             self.log.info(f"{name} is still being written (changed in the last "
                           f"{self.settings.landing_quiet_seconds:g}s); waiting")
             return
-        if name != rossmann.STORES_FILE and not self.stores_loaded:
-            self.log.info(f"{name} waits until the store master ({rossmann.STORES_FILE}) has been loaded")
+        dataset = self.datasets.for_name(name)
+        waiting = [key for key in dataset.loads_after if not self.has_loaded(dg.AssetKey.from_user_string(key))]
+        if waiting:
+            self.log.info(f"{name} waits until {', '.join(waiting)} has been loaded (its loads_after)")
             return
         digest = content_hash(path)
         landed_before = self.state.content.get(name) == digest
@@ -187,13 +199,17 @@ class _Tick:
         self.state.content[name] = digest
         self.state.pending[name] = pending
         tags = {LANDED_AT_TAG: datetime.fromtimestamp(pending.landed_at, UTC).isoformat()}
-        if name == rossmann.STORES_FILE:
-            self.runs.append(dg.RunRequest(run_key=pending.run_key, asset_selection=[raw_stores.key], tags=tags))
+        dataset = self.datasets.for_name(name)
+        if not dataset.per_file:
+            self.runs.append(dg.RunRequest(run_key=pending.run_key, asset_selection=[dataset.asset_key],
+                                           tags={**tags, FILE_TAG: name}))
             return
-        if not self.context.instance.has_dynamic_partition(sales_files.name, name) and name not in self.new_partitions:
-            self.new_partitions.append(name)
+        partitions = dataset.partitions_def.name
+        if not self.context.instance.has_dynamic_partition(partitions, name) and name not in self.new_partitions.get(
+                partitions, []):
+            self.new_partitions.setdefault(partitions, []).append(name)
         self.runs.append(dg.RunRequest(run_key=pending.run_key, partition_key=name,
-                                       asset_selection=[raw_sales.key], tags=tags))
+                                       asset_selection=[dataset.asset_key], tags=tags))
 
     def follow_up(self, path: Path, pending: Pending) -> None:
         """The file of a requested load is still here: wait for its run, or try again after it failed."""
@@ -233,18 +249,19 @@ class _Tick:
         self.record(QUARANTINED, printable(path.name), reason)
 
     def record(self, outcome: str, name: str, reason: str) -> None:
-        """An observation on the raw asset the file was meant for (a bad name counts as a sales file)."""
-        stores = name == rossmann.STORES_FILE
-        partition = None if stores or not self.context.instance.has_dynamic_partition(sales_files.name, name) else name
-        self.outcomes.append(landing_outcome(raw_stores.key if stores else raw_sales.key, outcome, name, reason,
-                                             partition=partition))
+        """An observation on the raw asset the file was meant for (a name no dataset takes: the first dataset's)."""
+        dataset = self.datasets.for_name(name) or self.datasets.all[0]
+        partition = name if dataset.per_file and self.context.instance.has_dynamic_partition(
+            dataset.partitions_def.name, name) else None
+        self.outcomes.append(landing_outcome(dataset.asset_key, outcome, name, reason, partition=partition))
 
     def loaded_content(self, name: str) -> str | None:
         """The content hash of the newest materialization of ``name``: what is loaded under it."""
-        key = raw_stores.key if name == rossmann.STORES_FILE else raw_sales.key
-        partitions = None if name == rossmann.STORES_FILE else [name]
-        records = self.context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1).records
+        dataset = self.datasets.for_name(name)
+        records = self.context.instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=dataset.asset_key, asset_partitions=[name] if dataset.per_file else None), limit=1).records
+        if not records or (not dataset.per_file and _file_of(records[0]) != name):
+            return None
         if not records:
             return None
         entry = records[0].asset_materialization.metadata.get("content_hash")
@@ -259,25 +276,31 @@ class _Tick:
         return record.end_time if record and record.end_time else self.now
 
 
-def _carried_through(context, runs: list[dg.RunRequest]) -> list[dg.RunRequest]:
-    """A lone sales file with nothing else in flight: one run takes it through raw, cleaned and features.
+def _file_of(record) -> str | None:
+    entry = record.asset_materialization.metadata.get("source_file")
+    return entry.value if entry else None
+
+
+def _carried_through(context, runs: list[dg.RunRequest], layers: dict[dg.AssetKey, list[dg.AssetKey]],
+                     writers: set[dg.AssetKey]) -> list[dg.RunRequest]:
+    """A lone file with layers built on it and nothing else in flight: one run takes it through them.
 
     That saves the automation sensor's interval and a second run's start (measured by
-    ``make bench-latency``); the raw checks still block cleaned and features inside the run.
+    ``make bench-latency``); the raw checks still block the layers inside the run.
     A burst, or a file landing while other loads or rebuilds are queued or running, loads raw
     only, and ``downstream_automation`` folds all of them into one downstream run.
     """
-    if len(runs) != 1 or runs[0].partition_key is None:
+    if len(runs) != 1 or runs[0].partition_key is None or not layers.get(runs[0].asset_selection[0]):
         return runs
     in_flight = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=50)
-    if any(run.asset_selection is None or run.asset_selection & LAKE_WRITERS for run in in_flight):
+    if any(run.asset_selection is None or run.asset_selection & writers for run in in_flight):
         return runs
     (run,) = runs
     return [dg.RunRequest(run_key=run.run_key, partition_key=run.partition_key, tags=run.tags,
-                          asset_selection=[*run.asset_selection, cleaned_sales.key, sales_features.key])]
+                          asset_selection=[*run.asset_selection, *layers[run.asset_selection[0]]])]
 
 
-def _problem(path: Path) -> str | None:
+def _problem(path: Path, datasets: Datasets) -> str | None:
     """Why an entry of landing/ cannot be loaded, or None for a regular file with a valid name."""
     mode = path.lstat().st_mode
     if stat.S_ISLNK(mode):
@@ -289,4 +312,7 @@ def _problem(path: Path) -> str | None:
         return f"{kind}, not a file; only regular files are loaded"
     if printable(path.name) != path.name:
         return "its name is not valid UTF-8"
-    return rossmann.name_problem(path.name)
+    dataset = datasets.for_name(path.name)
+    if dataset is None:
+        return f"not a file the platform knows; expected {datasets.expected_names}"
+    return dataset.pattern.problem(path.name)

@@ -1,17 +1,19 @@
-"""Sales batches are checked again when their verdict may have changed or never came.
+"""Landed batches are checked again when their verdict may have changed or never came.
 
-Two cases, one sensor (both re-run the raw sales contract, checks only, on a partition):
+Two cases, one sensor over every dataset with one partition per file (both re-run
+its contract, checks only, on a partition):
 
-- **a fixed store master**: a sales batch checked against a bad store master fails
-  ``store_in_master`` and stops the line; the fix is a new master, not new sales files
-  (their content is unchanged, so landing them again is a duplicate). After each new
-  materialization of ``raw/stores``, every partition whose latest blocking check failed
-  is checked again. Batches that pass are verified in the ledger and their failed checks
-  are resolved, so cleaned and features follow by themselves; batches with their own
-  problems fail again and stay stopped.
+- **what a dataset's checks read has changed**: a dataset that ``loads_after`` another
+  (sales after the store master: ``store_in_master`` reads ``raw.stores``) has files that
+  failed against a bad version of it; the fix is a new version of that one, not new files
+  of this one (their content is unchanged, so landing them again is a duplicate). After
+  each new materialization of it, every partition whose latest blocking check failed is
+  checked again. Batches that pass are verified in the ledger and their failed checks are
+  resolved, so the layers downstream follow by themselves; batches with their own
+  problems fail again and stay out.
 - **checks that never finished**: a batch was loaded but the run ended before its checks
   gave a verdict (the server stopped mid-run: found by the restart test). Its file is
-  archived, so nothing else would ever verify it, and cleaned reads verified files only.
+  archived, so nothing else would ever verify it, and the layers read verified files only.
   It is checked again once per run that left it so.
 """
 
@@ -21,7 +23,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
 
-from platform_assets.assets.raw import raw_sales, raw_stores
+from platform_assets.datasets import Datasets
 from platform_assets.event_log import read_after
 from platform_assets.settings import Settings
 
@@ -29,43 +31,54 @@ from platform_assets.settings import Settings
 RUN_ENDS = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED)
 
 
-def recheck_sensor(sales_contract: dg.AssetChecksDefinition) -> dg.SensorDefinition:
-    """The sensor for the raw sales contract's checks (one multi-asset check, all its Dagster checks)."""
-    check_keys = sorted(sales_contract.check_keys, key=lambda k: k.name)
-    blocking = [spec.key for spec in sales_contract.check_specs if spec.blocking]
+def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
+    """The sensor for the contracts of the datasets with one partition per file."""
+    per_file = [dataset for dataset in datasets.all if dataset.per_file]
+    contracts = {d.name: next(c for c in checks if {k.asset_key for k in c.check_keys} == {d.asset_key})
+                 for d in per_file}
+    check_keys = {name: sorted(c.check_keys, key=lambda k: k.name) for name, c in contracts.items()}
+    blocking = {name: [spec.key for spec in c.check_specs if spec.blocking] for name, c in contracts.items()}
 
     @dg.sensor(
-        name="recheck_sales_after_store_master",
-        description="Re-runs the checks of sales files after a new store master loads (so a fix un-stops "
+        name="recheck_landed_files",
+        description="Re-runs the checks of landed files after what their checks read changed (so a fix un-stops "
                     "them) and of files whose run ended before their checks finished.",
         minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        asset_selection=dg.AssetSelection.checks(*check_keys),
+        asset_selection=dg.AssetSelection.checks(*(key for keys in check_keys.values() for key in keys)),
     )
     def recheck(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         seen = json.loads(context.cursor) if context.cursor else {}
-        if isinstance(seen, int):  # an earlier version's cursor: the store master only
-            seen = {"master": seen}
-        requests = {}
-        latest = context.instance.fetch_materializations(raw_stores.key, limit=1).records
-        master = latest[0].storage_id if latest else None
-        if master is not None and seen.get("master", -1) < master:
-            infos = context.instance.event_log_storage.get_asset_check_partition_info(blocking)
-            failed = sorted({i.partition_key for i in infos
-                             if i.partition_key is not None and i.latest_execution_status == Status.FAILED})
-            if failed:
-                context.log.info(f"new store master: checking {len(failed)} failed sales file(s) again: "
-                                 f"{', '.join(failed)}")
-            requests |= {name: f"recheck {name} @ store master {master}" for name in failed}
-            seen["master"] = master
+        requests = {}  # (dataset name, partition) -> run key
+        changed = seen.setdefault("changed", {})
+        for dataset in per_file:
+            for key in dataset.loads_after:
+                latest = context.instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
+                if not latest or changed.get(key, -1) >= latest[0].storage_id:
+                    continue
+                infos = context.instance.event_log_storage.get_asset_check_partition_info(blocking[dataset.name])
+                failed = sorted({i.partition_key for i in infos
+                                 if i.partition_key is not None and i.latest_execution_status == Status.FAILED})
+                if failed:
+                    context.log.info(f"new {key}: checking {len(failed)} failed {dataset.name} file(s) again: "
+                                     f"{', '.join(failed)}")
+                requests |= {(dataset.name, name): f"recheck {name} @ {key} {latest[0].storage_id}" for name in failed}
+        for dataset in per_file:  # every dependency seen now, once all datasets looked at it
+            for key in dataset.loads_after:
+                latest = context.instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
+                if latest:
+                    changed[key] = latest[0].storage_id
         ended, seen["runs_after"] = read_after(context.instance, seen.get("runs_after", 0), RUN_ENDS)
-        for name, run_id in _checks_cut_short(context.instance, blocking, {e.run_id for e in ended}).items():
-            context.log.warning(f"{name} was loaded by run {run_id}, which ended before its checks finished: "
-                                "checking it again")
-            requests.setdefault(name, f"recheck {name} after run {run_id}")
+        for dataset in per_file:
+            for name, run_id in _checks_cut_short(context.instance, blocking[dataset.name],
+                                                  {e.run_id for e in ended}).items():
+                context.log.warning(f"{name} was loaded by run {run_id}, which ended before its checks finished: "
+                                    "checking it again")
+                requests.setdefault((dataset.name, name), f"recheck {name} after run {run_id}")
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=key, partition_key=name, asset_selection=[],
-                                        asset_check_keys=check_keys) for name, key in sorted(requests.items())],
+                                        asset_check_keys=check_keys[dataset])
+                          for (dataset, name), key in sorted(requests.items())],
             cursor=json.dumps(seen),
         )
 
@@ -91,8 +104,3 @@ def _checks_cut_short(instance: dg.DagsterInstance, blocking: list[dg.AssetCheck
     return {i.partition_key: i.latest_planned_run_id for i in infos
             if i.latest_execution_status == Status.PLANNED and i.latest_planned_run_id in ended_runs
             and i.latest_materialization_storage_id is not None}
-
-
-def sales_contract_of(checks: list[dg.AssetChecksDefinition]) -> dg.AssetChecksDefinition:
-    (contract,) = [c for c in checks if {k.asset_key for k in c.check_keys} == {raw_sales.key}]
-    return contract

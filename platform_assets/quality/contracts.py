@@ -11,10 +11,16 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import jsonschema
 import yaml
+
+from platform_assets.datasets.component import LINEAGE_COLUMNS
+
+if TYPE_CHECKING:
+    from platform_assets.datasets.component import LandedDataset
 
 DATA_SOURCE = "warehouse"
 PARTITION_VARIABLE = "${var.partition}"
@@ -44,6 +50,7 @@ class Contract:
     filter: str | None
     scoped_to_partition: bool
     scoped_to_unverified: bool
+    source: str  # the contract as Soda reads it (for a landed dataset, with what the platform adds)
 
     @property
     def table(self) -> str:
@@ -55,10 +62,56 @@ class Contract:
 
 
 def load_contract(path: Path) -> Contract:
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ContractError(f"{path}: cannot be read as YAML: {error}") from None
+    """A contract file as it is (the layers' contracts in soda/contracts/)."""
+    return contract_from(_read(path), path)
+
+
+def dataset_contract(dataset: "LandedDataset") -> Contract:
+    """A landed dataset's contract: its own checks, and what the platform knows from its defs.yaml.
+
+    Added: the dataset id, the filter to one file's rows and the variables of its name (one
+    partition per file), a schema check of the declared columns and types, a "not missing"
+    check per required column, and ``dates_within_file_name`` when a column must lie within
+    the days the name promises. The contract's own columns must be declared ones.
+    """
+    path = dataset.contract_path
+    document = _read(path) or {}
+    declared = {c.name: c for c in dataset.columns}
+    own_columns = document.get("columns") or []
+    for index, column in enumerate(own_columns):
+        if not isinstance(column, dict) or column.get("name") not in declared:
+            name = column.get("name") if isinstance(column, dict) else column
+            raise ContractError(f"{path}:{_line(path, 'columns', index)}: column {name!r} is not a column of "
+                                f"{dataset.table} (declared in {dataset.defs_yaml}: {', '.join(declared)})")
+    own_checks = {column["name"]: column.get("checks") or [] for column in own_columns}
+    schema, table = dataset.table.split(".")
+    checks = [{"schema": {"qualifier": f"{schema}_{table}_schema",
+                          "name": f"Columns and types are those declared for {dataset.table}."}}]
+    if dataset.dates_in is not None:
+        checks.append({"failed_rows": {
+            "qualifier": "dates_within_file_name",
+            "name": f"Every {dataset.dates_in} lies within the days the file's name covers "
+                    "(a mislabeled file never overwrites another day).",
+            "expression": f"\"{dataset.dates_in}\" NOT BETWEEN DATE '${{var.first_date}}' AND DATE '${{var.last_date}}'"}})
+    columns = [{"name": c.name, **_data_type(c.type),
+                "checks": ([{"missing": {"qualifier": f"{_snake(c.name)}_not_missing",
+                                         "name": f"Every row has a {c.name}."}}] if c.required else [])
+                + own_checks.get(c.name, [])} for c in dataset.columns]
+    composed = {
+        "dataset": f"{DATA_SOURCE}/{schema}/{table}",
+        "description": dataset.description.strip().splitlines()[0],
+        **({"filter": f"_source_file = '{PARTITION_VARIABLE}'",
+            "variables": {"partition": {"default": ""}, "first_date": {"default": "0001-01-01"},
+                          "last_date": {"default": "9999-12-31"}} | (document.get("variables") or {})}
+           if dataset.per_file else {"variables": document["variables"]} if document.get("variables") else {}),
+        "checks": checks + (document.get("checks") or []),
+        "columns": [{k: v for k, v in c.items() if v} for c in columns]
+        + [{"name": name, "data_type": kind} for name, (kind, _) in LINEAGE_COLUMNS.items()],
+    }
+    return contract_from(composed, path)
+
+
+def contract_from(document, path: Path) -> Contract:
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_soda_schema()).iter_errors(document))
     if error is not None:
         raise ContractError(f"{path}: not a valid Soda contract at {error.json_path}: {error.message}")
@@ -75,7 +128,38 @@ def load_contract(path: Path) -> Contract:
         raise ContractError(f"{path}: check qualifiers must be unique, repeated: {', '.join(duplicated)}")
     filter_sql = document.get("filter")
     return Contract(path, dataset, tuple(checks), filter_sql, PARTITION_VARIABLE in (filter_sql or ""),
-                    VERIFIED_VARIABLE in (document.get("variables") or {}))
+                    VERIFIED_VARIABLE in (document.get("variables") or {}), yaml.safe_dump(document, sort_keys=False))
+
+
+def _read(path: Path):
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ContractError(f"{path}: cannot be read as YAML: {error}") from None
+
+
+def _line(path: Path, key: str, index: int) -> int | str:
+    """The line of item ``index`` of the top-level list ``key`` in a YAML file, for messages."""
+    try:
+        root = yaml.compose(path.read_text())
+        (items,) = [value for name, value in root.value if name.value == key]
+        return items.value[index].start_mark.line + 1
+    except Exception:  # the file was read a moment ago; a message without a line is still a message
+        return "?"
+
+
+def _data_type(kind: str) -> dict:
+    """A declared type as Soda's schema check compares it: DECIMAL(p,s) as the type and its two numbers."""
+    decimal = re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", kind)
+    if decimal:
+        return {"data_type": "DECIMAL", "numeric_precision": int(decimal.group(1)),
+                "numeric_scale": int(decimal.group(2))}
+    return {"data_type": kind}
+
+
+def _snake(name: str) -> str:
+    """DayOfWeek -> day_of_week: a column name as part of a check's qualifier."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace(" ", "_").lower()
 
 
 def _check(path: Path, item: dict, column: str | None) -> ContractCheck:

@@ -1,14 +1,16 @@
 """Turn each Soda contract into one Dagster multi-asset check, one Dagster check per Soda check.
 
-The contract is verified in-process on the run's own DuckDB connection, and
-reads only the batch: on a partitioned asset the filter is bound to the
-partition (``${var.partition}``, and for a sales file the days its name covers,
-``${var.first_date}`` .. ``${var.last_date}``); a contract declaring ``verified_through``
-reads the rows written after the last run whose blocking checks all passed
-(kept in ``ops.watermarks``), so failed rows are checked again next time.
+A landed dataset's contract is its own file completed from its ``defs.yaml``
+(``quality/contracts.py``); a layer's is a file in ``soda/contracts/``. It is verified
+in-process on the run's own DuckDB connection, and reads only the batch: on a
+partitioned asset the filter is bound to the partition (``${var.partition}``, and
+when the file's name has dates, the days it covers, ``${var.first_date}`` ..
+``${var.last_date}``); a contract declaring ``verified_through`` reads the rows
+written after the last run whose blocking checks all passed (kept in
+``ops.watermarks``), so failed rows are checked again next time.
 
-On a raw table the outcome is written to the ledger: a landed file whose blocking
-checks all passed is verified, and only verified files are read downstream.
+On a landed dataset the outcome is written to the ledger: a landed file whose
+blocking checks all passed is verified, and only verified files are read downstream.
 """
 
 import os
@@ -19,16 +21,18 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from soda_core.contracts.api.verify_api import verify_contract_locally
+from soda_core.common.yaml import ContractYamlSource
+from soda_core.contracts.contract_verification import ContractVerificationSession
 from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
 
-from platform_assets import rossmann
+from platform_assets.datasets.component import LandedDataset
 from platform_assets.excerpts import NAME_CHARS, excerpt
 from platform_assets.quality.contracts import (
     DATA_SOURCE,
     VERIFIED_VARIABLE,
     Contract,
     ContractError,
+    dataset_contract,
     load_contract,
 )
 from platform_assets.quality.failing_rows import failing_rows_query
@@ -48,7 +52,13 @@ def contract_checks(contracts_dir: Path, assets: list[dg.AssetsDefinition]) -> l
     return checks
 
 
-def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefinition:
+def dataset_checks(dataset: LandedDataset, asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    """The checks of a landed dataset's contract (with what the platform adds to it), on its asset."""
+    return _multi_asset_check(dataset_contract(dataset), asset.partitions_def, dataset)
+
+
+def _multi_asset_check(contract: Contract, partitions_def, dataset: LandedDataset | None = None
+                       ) -> dg.AssetChecksDefinition:
     scope = partitions_def if contract.scoped_to_partition else None
     specs = [
         dg.AssetCheckSpec(
@@ -72,11 +82,11 @@ def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefi
     )
     def verify(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
         partition = context.partition_key if scope is not None else None
-        variables = _partition_variables(partition) if partition is not None else {}
+        variables = _partition_variables(dataset, partition) if partition is not None else {}
         with warehouse.get_connection() as conn:
             if not contract.scoped_to_unverified:
                 results = list(_verify(context, conn, contract, variables))
-                if contract.asset_key.path[0] == "raw":
+                if dataset is not None:  # a landed dataset: its files are verified, or not, in the ledger
                     _record_verification(context, conn, contract, partition, results)
                 yield from results
                 return
@@ -95,9 +105,9 @@ def _multi_asset_check(contract: Contract, partitions_def) -> dg.AssetChecksDefi
     return verify
 
 
-def _partition_variables(partition: str) -> dict[str, str]:
-    """What a contract may use of a partition: its key (a file name) and, for a sales file, the days it covers."""
-    days = rossmann.sales_file_dates(partition)
+def _partition_variables(dataset: LandedDataset | None, partition: str) -> dict[str, str]:
+    """What a contract may use of a partition: its key (a file name) and the days its name covers, if it has some."""
+    days = dataset.pattern.dates(partition) if dataset is not None else None
     return {"partition": partition} | ({"first_date": str(days[0]), "last_date": str(days[1])} if days else {})
 
 
@@ -135,8 +145,9 @@ _INTERRUPTED = ("Query interrupted", "INTERRUPT Error")
 
 def _verify(context, conn, contract: Contract, variables: dict[str, str]):
     data_source = DuckDBDataSourceImpl.from_existing_cursor(conn, name=DATA_SOURCE)
-    session = verify_contract_locally(
-        data_sources=[data_source], contract_file_path=str(contract.path), variables=variables
+    session = ContractVerificationSession.execute(
+        contract_yaml_sources=[ContractYamlSource.from_str(contract.source, file_path=str(contract.path))],
+        data_source_impls=[data_source], variables=variables,
     )
     (verification,) = session.contract_verification_results
     results = {r.check.qualifier: r for r in verification.check_results}

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from dateutil.easter import easter
 
-from platform_assets.rossmann import SALES, STORES
+from platform_assets.sample_data.rossmann import SALES_COLUMNS, STORE_COLUMNS, WEATHER_COLUMNS
 
 N_STORES = 1115
 HISTORY_START = date(2013, 1, 1)
@@ -33,6 +33,9 @@ MISSING_DAY = date(2013, 1, 1)
 
 DEFAULT_SEED = 42
 N_STATES = 12
+# the 12 German states of the real store_states file, and how much warmer each runs than the average
+STATES = ("BE", "BW", "BY", "HB", "HE", "HH", "NI", "NW", "RP", "SH", "SN", "TH")
+STATE_WARMTH = np.array([0.5, 1.2, 0.4, 0.2, 0.9, 0.1, 0.3, 0.8, 1.1, -0.3, -0.2, -0.6])
 STORE_TYPE_COUNTS = {"a": 602, "b": 17, "c": 148, "d": 348}
 PROMO_INTERVALS = ("Jan,Apr,Jul,Oct", "Feb,May,Aug,Nov", "Mar,Jun,Sept,Dec")
 
@@ -107,7 +110,7 @@ class RossmannGenerator:
                 "Promo2SinceYear": _nullable(promo2_year, promo2),
                 "PromoInterval": _nullable(promo_interval, promo2),
             }
-        ).select(STORES.names)
+        ).select(STORE_COLUMNS)
 
         type_base = np.vectorize(BASE_SALES.get)(store_type)
         gap_stores = round(GAP_STORES * n / N_STORES)
@@ -183,7 +186,46 @@ class RossmannGenerator:
                 "StateHoliday": np.where(holiday == "0", no_holiday, holiday)[keep],
                 "SchoolHoliday": school[keep].astype(np.int64),
             }
-        ).select(SALES.names)
+        ).select(SALES_COLUMNS)
+
+
+class WeatherGenerator:
+    """The third feed: which state each store is in, and the daily weather of the 12 states.
+
+    Deterministic like the sales (one random stream per day), and consistent with them:
+    a store's state is the one its holidays follow.
+    """
+
+    def __init__(self, stores: StoreMaster, seed: int = DEFAULT_SEED) -> None:
+        self.master, self.seed = stores, seed
+
+    @property
+    def store_states(self) -> pl.DataFrame:
+        return pl.DataFrame({"Store": self.master.frame["Store"], "State": np.array(STATES)[self.master.state]})
+
+    def weather(self, first: date, last: date) -> pl.DataFrame:
+        """One row per state and day: temperatures in whole degrees, precipitation in mm, events."""
+        frames = []
+        day = first
+        while day <= last:
+            rng = np.random.default_rng([self.seed, 2, day.toordinal()])
+            season = 9.5 + 9.0 * np.sin(2 * np.pi * (day.timetuple().tm_yday - 110) / 365.25)
+            mean = season + STATE_WARMTH + rng.normal(0, 2.5, N_STATES)
+            spread_up, spread_down = rng.uniform(2, 7, N_STATES), rng.uniform(2, 7, N_STATES)
+            wet = rng.random(N_STATES) < 0.45
+            rain = np.where(wet, np.round(rng.gamma(0.8, 3.5, N_STATES), 1), 0.0)
+            events = np.where(rain > 1, np.where(mean < 1, "Snow", "Rain"), "")
+            events = np.where((rain > 8) & (mean > 15), "Rain-Thunderstorm", events)
+            frames.append(pl.DataFrame({
+                "State": STATES, "Date": [day.isoformat()] * N_STATES,
+                "MaxTemperatureC": np.round(mean + spread_up).astype(np.int64),
+                "MeanTemperatureC": np.round(mean).astype(np.int64),
+                "MinTemperatureC": np.round(mean - spread_down).astype(np.int64),
+                "PrecipitationMm": rain,
+                "Events": pl.Series(events).replace("", None),
+            }))
+            day += timedelta(days=1)
+        return pl.concat(frames).select(WEATHER_COLUMNS)
 
 
 def write_stores_csv(frame: pl.DataFrame, path) -> None:

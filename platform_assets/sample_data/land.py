@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from platform_assets import rossmann
+from platform_assets.sample_data import rossmann
 from platform_assets.settings import Settings
 from platform_assets.sample_data.generator import (
     DEFAULT_SEED,
@@ -26,6 +26,7 @@ from platform_assets.sample_data.generator import (
     HISTORY_START,
     N_STORES,
     RossmannGenerator,
+    WeatherGenerator,
     write_sales_csv,
     write_stores_csv,
 )
@@ -49,8 +50,13 @@ def land(
     n_stores: int = N_STORES,
     stores: bool = False,
     if_empty: bool = False,
+    weather: bool = False,
 ) -> list[LandedFile]:
-    """Land the store master (if it never landed, or if ``stores``) and a range of sales days."""
+    """Land the store master (if it never landed, or if ``stores``) and a range of sales days.
+
+    ``weather``: also the third feed, the stores' states (with the store master) and the
+    weather of the same days, one file per sales file.
+    """
     landing, archive = data_dir / "landing", data_dir / "archive"
     landing.mkdir(parents=True, exist_ok=True)
     seen = _names_in(landing) | _names_in(archive)
@@ -62,6 +68,9 @@ def land(
     if stores or rossmann.STORES_FILE not in seen:
         frame = generator.stores.frame
         landed.append(_write_atomically(landing / rossmann.STORES_FILE, frame, write_stores_csv))
+    forecast = WeatherGenerator(generator.stores, generator.seed) if weather else None
+    if forecast is not None and (stores or rossmann.STORE_STATES_FILE not in seen):
+        landed.append(_write_atomically(landing / rossmann.STORE_STATES_FILE, forecast.store_states, write_stores_csv))
 
     first = first or _next_unlanded_day(seen)
     count = _default_days(batch, first) if days is None else days
@@ -72,6 +81,10 @@ def land(
         frame = generator.sales(chunk_first, chunk_last)
         name = rossmann.sales_file_name(chunk_first, chunk_last)
         landed.append(_write_atomically(landing / name, frame, write_sales_csv))
+        if forecast is not None:
+            name = rossmann.dated_file_name("weather", chunk_first, chunk_last)
+            landed.append(_write_atomically(landing / name, forecast.weather(chunk_first, chunk_last),
+                                            write_stores_csv))
     return landed
 
 

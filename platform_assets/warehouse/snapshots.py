@@ -17,9 +17,6 @@ import duckdb
 from platform_assets.warehouse import commits, digests, tables
 from platform_assets.warehouse.commits import LAKE
 
-VERSIONED_TABLES = ("cleaned.sales", "features.sales_features")
-
-
 class VersionError(Exception):
     """A version that does not exist or can no longer be restored; the message says which."""
 
@@ -47,9 +44,10 @@ def rollback(conn: duckdb.DuckDBPyConnection, table: str, version: int, log=None
     feed goes on across the rollback. Every restored row counts as changed
     (``_updated_at``), so the next layer recomputes from the restored state.
     """
-    if table not in VERSIONED_TABLES:
-        raise VersionError(f"{table} is not versioned; versioned tables: {', '.join(VERSIONED_TABLES)}")
     known = history(conn, table)
+    if known and not all(e["action"].startswith(("materialize", "rollback")) for e in known):
+        raise VersionError(f"{table} is loaded from its files, not rolled back: land a corrected file "
+                           "(its earlier versions stay in archive/)")
     entry = next((e for e in known if e["version"] == version), None)
     if entry is None:
         oldest = tables.scalar(conn, f"SELECT min(snapshot_id) FROM {LAKE}.snapshots()")

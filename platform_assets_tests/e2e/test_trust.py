@@ -156,7 +156,7 @@ def test_odd_files_slow_writers_failed_loads_and_a_bad_master_never_stop_the_pla
     assert server.query("SELECT count(*), count(DISTINCT (store, date)) FROM features.sales_features") == [
         (FIRST_DAY_ROWS + 5 * DAY_ROWS,) * 2]
     assert list(landing.iterdir()) == []
-    rechecks = [r for r in runs if {"key": "dagster/sensor_name", "value": "recheck_sales_after_store_master"}
+    rechecks = [r for r in runs if {"key": "dagster/sensor_name", "value": "recheck_landed_files"}
                 in r["tags"]]
     assert [r["status"] for r in rechecks] == ["SUCCESS"]
     loads = Counter(t["value"] for r in runs if r["status"] == "SUCCESS" for t in r["tags"]

@@ -18,14 +18,15 @@ pytestmark = pytest.mark.e2e
 def test_materialize_all_from_the_ui_then_read_schema_and_lineage(tmp_path, browser):
     with dagster_dev(tmp_path) as server:
         subprocess.run([str(BIN / "platform-assets"), "land", "--data-dir", str(server.data_dir),
-                        "--batch", "all", "--days", "100"], check=True, capture_output=True)
+                        "--batch", "all", "--days", "100", "--weather"], check=True, capture_output=True)
         server.wait_until(lambda: server.latest_materialization("raw", "sales"), 120, "the sensor's raw loads")
 
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{server.url}/asset-groups", wait_until="networkidle")
         dismiss_welcome(page)
         page.get_by_role("button", name="Materialize all…").click()
-        page.get_by_role("button", name="All", exact=True).click()  # every partition of raw/sales
+        # the landed datasets have their own partitions (one per file): the backfill takes all of each
+        page.get_by_text("All partitions", exact=True).wait_for()
         shoot(page, "ui-materialize-all.png")
         page.get_by_role("button", name=re.compile(r"^Launch")).click()  # "Launch backfill" / "Launch n runs"
 
@@ -46,8 +47,8 @@ def test_materialize_all_from_the_ui_then_read_schema_and_lineage(tmp_path, brow
         status = server.wait_until(everything_done, 420,
                                    lambda: f"the backfill done, every check evaluated; still pending: {pending}",
                                    every=3)
-        assert set(status) == {"raw/stores", "raw/sales", "cleaned/sales", "features/sales_features",
-                               "model/sales_forecast"}
+        assert set(status) == {"raw/stores", "raw/sales", "raw/store_states", "raw/weather", "cleaned/sales",
+                               "features/sales_features", "model/sales_forecast"}
         assert [r for r in server.runs() if r["status"] != "SUCCESS"] == []
 
         page.goto(f"{server.url}/asset-groups", wait_until="networkidle")

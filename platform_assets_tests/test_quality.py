@@ -17,6 +17,7 @@ from platform_assets.settings import Settings
 from platform_assets_tests.conftest import (
     ALL_CHECKS as CHECKS,
     causes,
+    defined,
     lake,
     raw_sales,
     raw_stores,
@@ -373,3 +374,39 @@ def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_re
     assert downstream.success
     with lake(data_dir) as conn:
         assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(1115,)]
+
+
+def test_a_fixed_store_master_rechecks_a_table_file_it_failed(data_dir, instance, resources):
+    """store_states.csv replaces its table and loads_after raw/stores: its failed check is re-run, not only files'."""
+    store_states = defined("raw/store_states")
+    land(data_dir, days=1, weather=True)
+    master = (data_dir / "landing" / "store.csv").read_text().splitlines()
+    (data_dir / "landing" / "store.csv").write_text("\n".join(master[:-1]) + "\n")  # store 1115 left out
+    assets = [raw_stores, store_states]
+    checks = [c for c in CHECKS if {k.asset_key for k in c.check_keys} <= {raw_stores.key, store_states.key}]
+
+    def materialize(asset) -> dg.ExecuteInProcessResult:
+        selection = dg.AssetSelection.assets(asset) | dg.AssetSelection.checks_for_assets(asset)
+        return dg.materialize([*assets, *checks], selection=selection, instance=instance, resources=resources,
+                              raise_on_error=False)
+
+    def verified() -> set[str]:
+        with lake(data_dir) as conn:
+            return {name for name, *_ in conn.sql("SELECT * FROM ops.landed_files WHERE verified_at IS NOT NULL "
+                                                  "AND status = 'loaded'").fetchall()}
+
+    assert materialize(raw_stores).success
+    result = materialize(store_states)
+    assert set(failed(result)) == {"raw/store_states:store_known"}
+    assert "store_states.csv" not in verified()
+
+    context = dg.build_sensor_context(instance=instance)
+    recheck_sensor(context)  # the sensor's first look: the master it failed against
+    (data_dir / "landing" / "store.csv").write_text("\n".join(master) + "\n")  # the fix: the full master
+    assert materialize(raw_stores).success
+    (request,) = recheck_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)).run_requests
+    assert request.partition_key is None and {k.asset_key for k in request.asset_check_keys} == {store_states.key}
+    defs = dg.Definitions(assets=assets, asset_checks=checks, resources=resources)
+    recheck = run_checks_only(defs, instance, request)
+    assert recheck.success and materialized(recheck) == set()  # checks only, nothing reloaded
+    assert "store_states.csv" in verified()

@@ -1,20 +1,19 @@
 """Landed batches are checked again when their verdict may have changed or never came.
 
-Two cases, one sensor over every dataset with one partition per file (both re-run
-its contract, checks only, on a partition):
+Two cases, one sensor over every landed dataset (both re-run its contract, checks only):
 
 - **what a dataset's checks read has changed**: a dataset that ``loads_after`` another
   (sales after the store master: ``store_in_master`` reads ``raw.stores``) has files that
   failed against a bad version of it; the fix is a new version of that one, not new files
   of this one (their content is unchanged, so landing them again is a duplicate). After
   each new materialization of it, every partition whose latest blocking check failed is
-  checked again. Batches that pass are verified in the ledger and their failed checks are
-  resolved, so the layers downstream follow by themselves; batches with their own
-  problems fail again and stay out.
-- **checks that never finished**: a batch was loaded but the run ended before its checks
-  gave a verdict (the server stopped mid-run: found by the restart test). Its file is
-  archived, so nothing else would ever verify it, and the layers read verified files only.
-  It is checked again once per run that left it so.
+  checked again (the table, for a dataset whose file replaces it). Batches that pass are
+  verified in the ledger and their failed checks are resolved, so the layers downstream
+  follow by themselves; batches with their own problems fail again and stay out.
+- **checks that never finished** (datasets with one partition per file): a batch was
+  loaded but the run ended before its checks gave a verdict (the server stopped mid-run:
+  found by the restart test). Its file is archived, so nothing else would ever verify it,
+  and the layers read verified files only. It is checked again once per run that left it so.
 """
 
 import json
@@ -32,10 +31,10 @@ RUN_ENDS = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterE
 
 
 def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
-    """The sensor for the contracts of the datasets with one partition per file."""
+    """The sensor for the contracts of the landed datasets."""
     per_file = [dataset for dataset in datasets.all if dataset.per_file]
     contracts = {d.name: next(c for c in checks if {k.asset_key for k in c.check_keys} == {d.asset_key})
-                 for d in per_file}
+                 for d in datasets.all}
     check_keys = {name: sorted(c.check_keys, key=lambda k: k.name) for name, c in contracts.items()}
     blocking = {name: [spec.key for spec in c.check_specs if spec.blocking] for name, c in contracts.items()}
 
@@ -49,21 +48,20 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -
     )
     def recheck(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         seen = json.loads(context.cursor) if context.cursor else {}
-        requests = {}  # (dataset name, partition) -> run key
+        requests = {}  # (dataset name, partition or "" for the table) -> run key
         changed = seen.setdefault("changed", {})
-        for dataset in per_file:
+        for dataset in datasets.all:
             for key in dataset.loads_after:
                 latest = context.instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
                 if not latest or changed.get(key, -1) >= latest[0].storage_id:
                     continue
-                infos = context.instance.event_log_storage.get_asset_check_partition_info(blocking[dataset.name])
-                failed = sorted({i.partition_key for i in infos
-                                 if i.partition_key is not None and i.latest_execution_status == Status.FAILED})
+                failed = _failed(context.instance, dataset, blocking[dataset.name])
                 if failed:
-                    context.log.info(f"new {key}: checking {len(failed)} failed {dataset.name} file(s) again: "
-                                     f"{', '.join(failed)}")
-                requests |= {(dataset.name, name): f"recheck {name} @ {key} {latest[0].storage_id}" for name in failed}
-        for dataset in per_file:  # every dependency seen now, once all datasets looked at it
+                    context.log.info(f"new {key}: checking the failed {dataset.name} "
+                                     f"{', '.join(failed) if dataset.per_file else 'table'} again")
+                requests |= {(dataset.name, name): f"recheck {name or dataset.table} @ {key} {latest[0].storage_id}"
+                             for name in failed}
+        for dataset in datasets.all:  # every dependency seen now, once all datasets looked at it
             for key in dataset.loads_after:
                 latest = context.instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
                 if latest:
@@ -76,13 +74,24 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -
                                     "checking it again")
                 requests.setdefault((dataset.name, name), f"recheck {name} after run {run_id}")
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=key, partition_key=name, asset_selection=[],
+            run_requests=[dg.RunRequest(run_key=key, partition_key=name or None, asset_selection=[],
                                         asset_check_keys=check_keys[dataset])
                           for (dataset, name), key in sorted(requests.items())],
             cursor=json.dumps(seen),
         )
 
     return recheck
+
+
+def _failed(instance: dg.DagsterInstance, dataset, blocking: list[dg.AssetCheckKey]) -> list[str]:
+    """The dataset's batches whose latest blocking check failed: its partitions, or "" for its table."""
+    if dataset.per_file:
+        infos = instance.event_log_storage.get_asset_check_partition_info(blocking)
+        return sorted({i.partition_key for i in infos
+                       if i.partition_key is not None and i.latest_execution_status == Status.FAILED})
+    summaries = instance.event_log_storage.get_asset_check_summary_records(blocking).values()
+    return [""] if any(s.last_check_execution_record is not None
+                       and s.last_check_execution_record.status == Status.FAILED for s in summaries) else []
 
 
 def _checks_cut_short(instance: dg.DagsterInstance, blocking: list[dg.AssetCheckKey],

@@ -110,7 +110,9 @@ class LandedDataset(dg.Component, dg.Model, dg.Resolvable):
     tags: dict[str, str] = {}
     files: Files
     columns: list[Column]
-    key: Annotated[list[str], Field(description="Columns that identify a row (unique within a file).")] = []
+    key: Annotated[list[str], Field(
+        description="Columns that identify a row, shown with the table's schema; a duplicate check in the "
+                    "contract enforces it.")] = []
     parse: Parse = Parse()
     dates_in: Annotated[str | None, Field(
         description="The date column whose values must lie within the dates the file's name promises.")] = None
@@ -120,7 +122,7 @@ class LandedDataset(dg.Component, dg.Model, dg.Resolvable):
                     "left out: never stale (a master that changes rarely).")] = None
     loads_after: Annotated[list[str], Field(
         description="Assets whose data its files need (its checks read them): its files wait until they "
-                    "have loaded, and its failed files are checked again when they change.")] = []
+                    "have loaded, and its failed files (or its table) are checked again when they change.")] = []
 
     # where its defs.yaml is: set when the component is loaded (contract paths, error messages)
     _folder: Path | None = PrivateAttr(default=None)

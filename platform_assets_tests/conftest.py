@@ -41,8 +41,18 @@ def load_raw(instance, resources, partition: str | None = None, tags=None) -> dg
                           resources=resources, instance=instance, raise_on_error=False, tags=tags)
 
 
+def recheck_requests(instance, cursor: str | None = None) -> tuple[list[dg.RunRequest], str | None]:
+    """One tick of the recheck sensor as the daemon evaluates it: its run requests resolved against their jobs."""
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=platform.defs)
+    with partition_loading_context(dynamic_partitions_store=instance):  # the daemon's: its instance's partitions
+        result = recheck_sensor.evaluate_tick(context)
+    return list(result.run_requests or []), result.cursor
+
+
 def run_checks_only(defs: dg.Definitions, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-    """Run a checks-only request (the recheck sensor's) as the daemon does: the asset job, subset to its checks."""
+    """Run a recheck request as the daemon does: its checks only, nothing loaded."""
     return defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
     ).execute_in_process(instance=instance, partition_key=request.partition_key)

@@ -15,7 +15,7 @@ from platform_assets_tests.conftest import (
     lake,
     raw_sales,
     raw_stores,
-    recheck_sensor,
+    recheck_requests,
     run_checks_only,
     sales_files,
 )
@@ -170,14 +170,13 @@ def test_a_batch_whose_run_ended_before_its_checks_is_checked_again(automation, 
     (data_dir / "landing" / "sales_2013-01-02.csv").write_text("")  # quarantined: nothing loaded, nothing to check
     assert not load(instance, resources, "sales_2013-01-02.csv").success
 
-    sensor = recheck_sensor
-    (request,) = sensor(dg.build_sensor_context(instance=instance)).run_requests
+    (request,), _ = recheck_requests(instance)
     assert (request.partition_key, request.run_key) == ("sales_2013-01-01.csv",
                                                         f"recheck sales_2013-01-01.csv after run {cut_short.run_id}")
     defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=resources)
     recheck = run_checks_only(defs, instance, request)
     assert recheck.success  # verified now
-    assert sensor(dg.build_sensor_context(instance=instance)).run_requests == []
+    assert recheck_requests(instance)[0] == []
     assert automation() == {"cleaned/sales", "features/sales_features"}  # and it flows
 
 

@@ -21,7 +21,7 @@ from platform_assets_tests.conftest import (
     lake,
     raw_sales,
     raw_stores,
-    recheck_sensor,
+    recheck_requests,
     run_checks_only,
     sales_files,
 )
@@ -356,14 +356,11 @@ def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_re
     result = pipeline(GOOD)
     assert "raw/sales:store_in_master" in failed(result) and materialized(result) == {"raw/sales"}
 
-    sensor = recheck_sensor
-    context = dg.build_sensor_context(instance=instance)
-    sensor(context)  # the sensor's first look: the bad master, rechecks before it are pointless but harmless
+    _, cursor = recheck_requests(instance)  # the sensor's first look: the bad master, rechecks are pointless
     (data_dir / "landing" / "store.csv").write_bytes(good_master)  # the fix
     assert run(instance, resources, assets=[raw_stores]).success
-    requests = sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)).run_requests
-    assert [(r.partition_key, len(r.asset_check_keys)) for r in requests] == [
-        (f"sales_{DAY}.csv", len(_checks_of([raw_sales])))]
+    requests, _ = recheck_requests(instance, cursor)
+    assert [(r.partition_key, r.job_name) for r in requests] == [(f"sales_{DAY}.csv", "recheck_sales")]
 
     (request,) = requests
     recheck = run_checks_only(defs, instance, request)
@@ -400,12 +397,11 @@ def test_a_fixed_store_master_rechecks_a_table_file_it_failed(data_dir, instance
     assert set(failed(result)) == {"raw/store_states:store_known"}
     assert "store_states.csv" not in verified()
 
-    context = dg.build_sensor_context(instance=instance)
-    recheck_sensor(context)  # the sensor's first look: the master it failed against
+    _, cursor = recheck_requests(instance)  # the sensor's first look: the master it failed against
     (data_dir / "landing" / "store.csv").write_text("\n".join(master) + "\n")  # the fix: the full master
     assert materialize(raw_stores).success
-    (request,) = recheck_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)).run_requests
-    assert request.partition_key is None and {k.asset_key for k in request.asset_check_keys} == {store_states.key}
+    (request,), _ = recheck_requests(instance, cursor)
+    assert (request.partition_key, request.job_name) == (None, "recheck_store_states")
     defs = dg.Definitions(assets=assets, asset_checks=checks, resources=resources)
     recheck = run_checks_only(defs, instance, request)
     assert recheck.success and materialized(recheck) == set()  # checks only, nothing reloaded

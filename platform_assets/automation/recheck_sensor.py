@@ -37,6 +37,13 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -
                  for d in datasets.all}
     check_keys = {name: sorted(c.check_keys, key=lambda k: k.name) for name, c in contracts.items()}
     blocking = {name: [spec.key for spec in c.check_specs if spec.blocking] for name, c in contracts.items()}
+    # a job per dataset (its asset and checks; the requests run the checks only): Dagster validates a
+    # request's partition against the partitions of its job's assets, which must be one definition
+    jobs = {d.name: dg.define_asset_job(
+                f"recheck_{d.name}", selection=dg.AssetSelection.assets(d.asset_key) | dg.AssetSelection.checks(
+                    *check_keys[d.name]),
+                description=f"{d.table} and its checks; the recheck_landed_files sensor runs its checks only.")
+            for d in datasets.all}
 
     @dg.sensor(
         name="recheck_landed_files",
@@ -44,7 +51,7 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -
                     "them) and of files whose run ended before their checks finished.",
         minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        asset_selection=dg.AssetSelection.checks(*(key for keys in check_keys.values() for key in keys)),
+        jobs=list(jobs.values()),
     )
     def recheck(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         seen = json.loads(context.cursor) if context.cursor else {}
@@ -74,8 +81,8 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -
                                     "checking it again")
                 requests.setdefault((dataset.name, name), f"recheck {name} after run {run_id}")
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=key, partition_key=name or None, asset_selection=[],
-                                        asset_check_keys=check_keys[dataset])
+            run_requests=[dg.RunRequest(run_key=key, job_name=jobs[dataset].name, partition_key=name or None,
+                                        asset_selection=[], asset_check_keys=check_keys[dataset])
                           for (dataset, name), key in sorted(requests.items())],
             cursor=json.dumps(seen),
         )

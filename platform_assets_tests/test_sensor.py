@@ -174,7 +174,11 @@ def test_duplicates_under_another_name_and_unknown_files_are_quarantined(tick, d
     assert tick().run_requests == []
     quarantine = data_dir / "quarantine"
     assert "same content as sales_2013-01-01.csv" in (quarantine / "sales_2013-02-01.csv.reason.txt").read_text()
-    assert "not a file the platform knows" in (quarantine / "notes.txt.reason.txt").read_text()
+    reason = (quarantine / "notes.txt.reason.txt").read_text()
+    assert "not a file the platform knows; expected " in reason
+    for shown in ("store.csv", "sales_<YYYY-MM-DD>[_<YYYY-MM-DD>].csv", "store_states.csv",
+                  "weather_<YYYY-MM-DD>[_<YYYY-MM-DD>].csv"):  # every declared dataset's pattern
+        assert shown in reason, reason
     assert (quarantine / "notes.txt").read_text() == "hello"
 
 

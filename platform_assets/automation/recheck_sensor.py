@@ -57,22 +57,23 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -
         seen = json.loads(context.cursor) if context.cursor else {}
         requests = {}  # (dataset name, partition or "" for the table) -> run key
         changed = seen.setdefault("changed", {})
+        # each dependency's newest materialization, read once: what is checked against is what is marked seen
+        latest = {}
+        for key in {key for dataset in datasets.all for key in dataset.loads_after}:
+            records = context.instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
+            if records:
+                latest[key] = records[0].storage_id
         for dataset in datasets.all:
             for key in dataset.loads_after:
-                latest = context.instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
-                if not latest or changed.get(key, -1) >= latest[0].storage_id:
+                if key not in latest or changed.get(key, -1) >= latest[key]:
                     continue
                 failed = _failed(context.instance, dataset, blocking[dataset.name])
                 if failed:
                     context.log.info(f"new {key}: checking the failed {dataset.name} "
                                      f"{', '.join(failed) if dataset.per_file else 'table'} again")
-                requests |= {(dataset.name, name): f"recheck {name or dataset.table} @ {key} {latest[0].storage_id}"
+                requests |= {(dataset.name, name): f"recheck {name or dataset.table} @ {key} {latest[key]}"
                              for name in failed}
-        for dataset in datasets.all:  # every dependency seen now, once all datasets looked at it
-            for key in dataset.loads_after:
-                latest = context.instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
-                if latest:
-                    changed[key] = latest[0].storage_id
+        changed.update(latest)  # every dependency seen now, once all datasets looked at it
         ended, seen["runs_after"] = read_after(context.instance, seen.get("runs_after", 0), RUN_ENDS)
         for dataset in per_file:
             for name, run_id in _checks_cut_short(context.instance, blocking[dataset.name],

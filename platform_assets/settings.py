@@ -33,6 +33,9 @@ FRESHNESS_ENV = "PLATFORM_FRESHNESS_HOURS"
 ALERT_URLS_ENV = "PLATFORM_ALERT_URLS"
 ALERT_GROUP_ENV = "PLATFORM_ALERT_GROUP_SECONDS"
 UI_URL_ENV = "PLATFORM_UI_URL"
+MEMORY_LIMIT_ENV = "PLATFORM_MEMORY_LIMIT"
+# the share of the machine's memory one run may use when PLATFORM_MEMORY_LIMIT is not set
+DEFAULT_MEMORY_SHARE = 0.25
 # soda/contracts/ beside the package in a checkout (the README installs it editable)
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "soda" / "contracts"
 # the landed datasets: a folder per dataset with its defs.yaml and contract
@@ -72,6 +75,9 @@ class Settings:
     alert_group_seconds: float
     # the Dagster UI as the people who get alerts reach it: links in messages point there
     ui_url: str
+    # what one run's process may use (DuckDB's buffers, the transform's chunks and the libraries);
+    # DuckDB spills to tmp/ under the data directory beyond its share
+    memory_limit_bytes: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -95,6 +101,7 @@ class Settings:
             alert_urls=os.environ.get(ALERT_URLS_ENV, ""),
             alert_group_seconds=float(os.environ.get(ALERT_GROUP_ENV, "30")),
             ui_url=os.environ.get(UI_URL_ENV, "http://127.0.0.1:3000").rstrip("/"),
+            memory_limit_bytes=memory_limit_bytes(),
         )
 
     @property
@@ -105,7 +112,36 @@ class Settings:
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @property
+    def spill_dir(self) -> Path:
+        return spill_dir(self.data_dir)
+
 
 def embedded_lake(data_dir: Path) -> tuple[str, str]:
     """(catalog, data path) of the lake kept inside a data directory: ``lake.sqlite`` and ``lake/``."""
     return f"sqlite:{data_dir / 'lake.sqlite'}", f"{data_dir / 'lake'}/"
+
+
+def spill_dir(data_dir: Path) -> Path:
+    """Where DuckDB writes what does not fit its memory share: inside the data directory, never /tmp."""
+    return data_dir / "tmp" / "spill"
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def memory_limit_bytes() -> int:
+    """PLATFORM_MEMORY_LIMIT (``4GB``, ``3.5GiB``, ``800MB``, bytes), else a share of the machine's memory."""
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if not text:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * DEFAULT_MEMORY_SHARE)
+    number = text.rstrip("KMGTiBkmgtib ")
+    unit = text[len(number):].strip().upper()
+    try:
+        value = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise ValueError(f"{MEMORY_LIMIT_ENV}={text!r}: write a size such as 4GB, 3.5GiB or 800MB") from None
+    if value < 256 * 2**20:
+        raise ValueError(f"{MEMORY_LIMIT_ENV}={text!r}: a run needs at least 256MB")
+    return int(value)

@@ -125,14 +125,73 @@ def test_incremental_daily_updates_equal_a_full_rebuild(data_dir, resources, ins
     assert set(overlap_rows["_source_file"]) == {"sales_2014-06-28_2014-07-04.csv"}
 
     incremental = {name: table(data_dir, name) for name in ("cleaned.sales", "features.sales_features")}
-    monkeypatch.setattr(tables, "CHUNK_ROWS", 5_000)  # the rebuild goes a few days at a time
+    monkeypatch.setattr(Warehouse, "rows_per_chunk", 5_000)  # the rebuild goes a few days / stores at a time
     with lake(data_dir) as conn:
-        assert len(tables.date_chunks(conn, "cleaned.sales", "date", tables.CHUNK_ROWS)) > 5
+        assert len(tables.chunks(conn, "cleaned.sales", "date", 5_000)) > 5
+        assert len(tables.chunks(conn, "cleaned.sales", "store", 5_000)) > 5
     rebuilt = build(resources, instance, full_rebuild=True)
     assert metadata(rebuilt, "features/sales_features")["mode"] == "full"
     for name, rows in incremental.items():
         assert_frame_equal(rows, table(data_dir, name))
     assert incremental["features.sales_features"].height == 1115 * 21 + 935 * 19
+
+
+def test_a_new_day_updates_the_days_before_it_only_when_it_brings_a_state_holiday(data_dir, resources, instance,
+                                                                                   load):
+    land(data_dir, batch="all", first=date(2014, 5, 20), days=30)  # through 2014-06-18
+    assert load().success and load("sales_2014-05-20_2014-06-18.csv").success
+    build(resources, instance)
+    written = {}
+    for day in (date(2014, 6, 19), date(2014, 6, 20)):  # Corpus Christi (a holiday in 6 of 12 states), a Friday
+        (landed,) = land(data_dir, first=day, days=1)
+        assert load(landed.path.name).success
+        written[day] = metadata(build(resources, instance), "features/sales_features")["rows_written"]
+    assert written[date(2014, 6, 19)] == 31 * 1115  # the day and the 30 before it, which now see the holiday
+    assert written[date(2014, 6, 20)] == 1115  # only the day itself
+    incremental = table(data_dir, "features.sales_features")
+    with lake(data_dir) as conn:  # the day before the holiday, in a state that has it
+        (store,) = conn.execute("SELECT min(store) FROM cleaned.sales WHERE date = '2014-06-19' "
+                                "AND state_holiday = 'a'").fetchone()
+    before = incremental.filter((pl.col("store") == store) & (pl.col("date") == date(2014, 6, 18)))
+    assert before["days_until_state_holiday"].to_list() == [1]
+
+    build(resources, instance, full_rebuild=True)
+    assert_frame_equal(incremental, table(data_dir, "features.sales_features"))
+
+
+def test_a_full_rebuild_in_many_chunks_equals_one_in_a_single_chunk(data_dir, resources, instance, load,
+                                                                    monkeypatch):
+    """Bounded memory does not change a value: cleaned goes by dates, features by stores, and every row and
+    column equals the rebuild in one chunk; at the seams every lag and rolling window is what SQL computes."""
+    land(data_dir, batch="all", first=date(2014, 5, 1), days=120)  # crosses the 180-store gap on 2014-07-01
+    assert load().success and load("sales_2014-05-01_2014-08-28.csv").success
+    monkeypatch.setattr(Warehouse, "rows_per_chunk", 10**9)
+    build(resources, instance, full_rebuild=True)
+    whole = {name: table(data_dir, name) for name in ("cleaned.sales", "features.sales_features")}
+
+    monkeypatch.setattr(Warehouse, "rows_per_chunk", 4_000)
+    with lake(data_dir) as conn:
+        store_ranges = tables.chunks(conn, "cleaned.sales", "store", 4_000)
+        assert len(store_ranges) >= 20 and len(tables.chunks(conn, "raw.sales", "Date", 4_000)) >= 20
+    chunked = build(resources, instance, full_rebuild=True)
+    assert metadata(chunked, "features/sales_features")["mode"] == "full"
+    for name, rows in whole.items():
+        assert_frame_equal(rows, table(data_dir, name))
+
+    # the stores on either side of every seam, against the lags and 7/28-day means SQL computes from cleaned rows
+    edges = sorted({store for first, last in store_ranges for store in (first, last)})
+    with lake(data_dir) as conn:
+        expected = conn.execute(f"""
+            SELECT c.store, c.date,
+                   {", ".join(f"(SELECT p.sales FROM cleaned.sales p WHERE p.store = c.store "
+                              f"AND p.date = c.date - {k}) AS sales_lag_{k}" for k in LAGS)},
+                   {", ".join(f"(SELECT avg(p.sales) FROM cleaned.sales p WHERE p.store = c.store AND p.date >= "
+                              f"c.date - {w} AND p.date < c.date) AS sales_mean_{w}d" for w in WINDOWS)}
+            FROM cleaned.sales c WHERE c.store IN (SELECT unnest(?)) ORDER BY c.store, c.date""", [edges]).pl()
+    columns = [f"sales_lag_{k}" for k in LAGS] + [f"sales_mean_{w}d" for w in WINDOWS]
+    got = whole["features.sales_features"].filter(pl.col("store").is_in(edges)).select("store", "date", *columns)
+    assert_frame_equal(got, expected, check_dtypes=False)
+    assert all(filled > len(edges) * 50 for filled in got.select(pl.col(columns).is_not_null().sum()).row(0))
 
 
 def test_a_new_store_master_recomputes_everything(data_dir, resources, instance, load):

@@ -95,7 +95,8 @@ def test_a_load_killed_mid_write_leaves_nothing_and_a_rerun_loads_it_whole(home,
 
 
 def test_a_feature_rebuild_killed_mid_write_leaves_the_last_version_and_a_rerun_gives_the_same(home, data_dir):
-    (day,) = land(data_dir, batch="all", days=730)[1:]  # 814k rows: a rebuild goes in two date ranges
+    home = {**home, "PLATFORM_MEMORY_LIMIT": "2GB"}  # chunks of ~460k rows ...
+    (day,) = land(data_dir, batch="all", days=730)[1:]  # ... so a rebuild of these 814k rows goes in two
     add_partition(home, day.path.name)
     assert materialize(home, "raw/stores")[0] == 0
     assert materialize(home, "raw/sales", day.path.name)[0] == 0

@@ -101,6 +101,15 @@ def test_the_recompute_window_covers_every_row_a_changed_day_can_affect():
     assert first == day - timedelta(days=60) and last == day + timedelta(days=60)
 
 
+def test_the_days_before_a_change_are_recomputed_only_when_its_state_holidays_changed():
+    day = date(2015, 3, 10)
+    assert affected_dates([day], holidays_changed=[]) == [day + timedelta(days=k) for k in range(31)]
+    assert affected_dates([day], holidays_changed=[day]) == affected_dates([day])
+    assert affected_dates([day, day + timedelta(days=40)], holidays_changed=[day + timedelta(days=40)])[:2] == [
+        day, day + timedelta(days=1)]  # nothing before the day without a holiday ...
+    assert day + timedelta(days=10) in affected_dates([day, day + timedelta(days=40)], [day + timedelta(days=40)])
+
+
 def test_kept_rows_see_their_context_rows_without_becoming_them(features):
     """Row-local features are computed only on kept rows; lags, windows and holidays still see the rest."""
     kept_days = [date(2015, 3, 7), date(2015, 3, 8), date(2015, 3, 10)]

@@ -57,7 +57,7 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
         """The cleaned rows of ``dates``, or of every date but the ``held`` ones a range of dates at a time
         (then the ``kept`` rows of the held dates as they are)."""
         if dates is None:
-            ranges = tables.date_chunks(conn, "raw.sales", "Date", tables.CHUNK_ROWS) or [(None, None)]
+            ranges = tables.chunks(conn, "raw.sales", "Date", warehouse.rows_per_chunk) or [(None, None)]
             scopes = [("Date BETWEEN ? AND ?", [first, last]) for first, last in ranges]
             scopes[0] = ("(Date BETWEEN ? AND ? OR Date IS NULL)", scopes[0][1])  # so the checks see them
             if held:

@@ -1,9 +1,9 @@
 """Feature layer: ``features.sales_features``, recomputed where cleaned rows changed.
 
 Incremental by default: the days whose cleaned rows changed since the last run,
-widened by the features' look-back and look-ahead (``transforms.features.affected_dates``),
-are recomputed from a bounded slice of ``cleaned.sales``, so the cost follows
-the batch, not the length of history.
+and the days that can see them (``transforms.features.affected_dates``), are
+recomputed from a bounded slice of ``cleaned.sales``, so the cost follows the
+batch, not the length of history.
 """
 
 import time
@@ -37,7 +37,8 @@ SOURCE = "cleaned.sales"
         "**Grain:** one row per (store, date). Lags are exact calendar days (null across gaps); rolling "
         "statistics use only the days before.\n\n"
         "**Built by** `transforms/features.py` (Polars), incrementally: the changed days plus the 30 days "
-        "around them that can see them. Every state is a DuckLake snapshot "
+        "after them, and the 30 before them when their state holidays changed (a full rebuild: a range of "
+        "stores at a time). Every state is a DuckLake snapshot "
         "(`platform-assets versions features.sales_features`). Checked by `soda/contracts/sales_features.yml`."
     ),
 )
@@ -46,17 +47,19 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
     counts = Counter()
 
     def feature_frames(conn, targets):
-        """Features of the ``targets`` dates, or of every date a range of dates at a time.
+        """Features of the ``targets`` dates, or of every row a range of stores at a time.
 
-        Each range is computed from its bounded slice of cleaned rows (the range widened by
-        the look-back and look-ahead), so a full rebuild is the incremental update, repeated.
+        An update reads its dates' slice of cleaned rows widened by the look-back and
+        look-ahead. A full rebuild goes by stores: every feature looks only at the same
+        store's rows, so a range of stores with its whole history is exact on its own, with
+        no context read twice and no seam between chunks; each chunk's rows are written in
+        date order, so the row groups of its files stay ordered by date for later updates.
         """
-        window = "date BETWEEN ? AND ?"
         if targets is None:
-            slices = [(window, features.input_range(first, last), pl.col("date").is_between(first, last))
-                      for first, last in tables.date_chunks(conn, SOURCE, "date", tables.CHUNK_ROWS)]
+            slices = [("store BETWEEN ? AND ?", [first, last], None)
+                      for first, last in tables.chunks(conn, SOURCE, "store", warehouse.rows_per_chunk)]
         elif targets:
-            slices = [(window, features.input_range(targets[0], targets[-1]),
+            slices = [("date BETWEEN ? AND ?", features.input_range(targets[0], targets[-1]),
                        pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode()))]
         else:
             slices = []
@@ -78,8 +81,8 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
         if watermark is not None:
             changed = [d for (d,) in conn.execute(
                 f"SELECT DISTINCT date FROM {SOURCE} WHERE _updated_at > ? ORDER BY 1", [watermark]).fetchall()]
-            targets = features.affected_dates(changed)
-        context.log.info("full rebuild, a range of dates at a time" if targets is None
+            targets = features.affected_dates(changed, _holidays_changed(conn, watermark, changed))
+        context.log.info("full rebuild, a range of stores at a time" if targets is None
                          else f"recomputing {len(targets)} date(s)")
         return targets, high_water, feature_frames(conn, targets)
 
@@ -100,3 +103,11 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             "seconds": round(time.perf_counter() - started, 3),
         }
     )
+
+
+def _holidays_changed(conn, watermark, changed: list) -> list:
+    """The changed days with a state holiday row now (cleaned) or before the change (the features built from it)."""
+    return [d for (d,) in conn.execute(
+        f"""SELECT date FROM {SOURCE} WHERE _updated_at > $watermark AND state_holiday <> '0'
+            UNION SELECT date FROM {TABLE} WHERE date IN (SELECT unnest($changed)) AND is_state_holiday""",
+        {"watermark": watermark, "changed": changed}).fetchall()]

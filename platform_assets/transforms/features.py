@@ -3,7 +3,7 @@
 Every feature of a day depends only on the same store's rows at most
 ``LOOKBACK_DAYS`` before and ``LOOKAHEAD_DAYS`` after it. That bound is what
 makes incremental updates exact: when days D change, the rows to recompute are
-``affected_dates(D)``, computed from the input rows in ``input_range``.
+``affected_dates(D, ...)``, computed from the input rows in ``input_range``.
 """
 
 from collections.abc import Iterable
@@ -75,11 +75,21 @@ LINEAGE: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def affected_dates(changed: Iterable[date]) -> list[date]:
-    """Feature rows to recompute when the cleaned rows of ``changed`` days change."""
+def affected_dates(changed: Iterable[date], holidays_changed: Iterable[date] | None = None) -> list[date]:
+    """Feature rows to recompute when the cleaned rows of ``changed`` days change.
+
+    A day is seen by the days after it (lags, rolling windows, days since a holiday) and,
+    only through its state holidays, by the days before it (days until a holiday). So the
+    days before are recomputed only for the ``holidays_changed`` days: those with a state
+    holiday row before or after the change (None: assume every changed day). A new day
+    without a holiday then costs one day, not the month before it.
+    """
+    changed = set(changed)
+    ahead = changed if holidays_changed is None else changed & set(holidays_changed)
     out: set[date] = set()
     for day in changed:
-        out.update(day + timedelta(days=k) for k in range(-LOOKAHEAD_DAYS, LOOKBACK_DAYS + 1))
+        first = -LOOKAHEAD_DAYS if day in ahead else 0
+        out.update(day + timedelta(days=k) for k in range(first, LOOKBACK_DAYS + 1))
     return sorted(out)
 
 

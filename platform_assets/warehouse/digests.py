@@ -45,9 +45,13 @@ def column_names(conn: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
 
 
 def row_hash_sum(conn, relation: str, columns: list[str], where: str = "") -> tuple[int, int]:
+    return tuple(conn.execute(row_hash_sql(relation, columns, where)).fetchall()[0])
+
+
+def row_hash_sql(relation: str, columns: list[str], where: str = "") -> str:
+    """The query giving (sum of row hashes, rows) of ``relation``."""
     row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
-    return tuple(conn.execute(
-        f"SELECT coalesce(sum({row_hash}::HUGEINT), 0), count(*) FROM {relation} {where}").fetchall()[0])
+    return f"SELECT coalesce(sum({row_hash}::HUGEINT), 0), count(*) FROM {relation} {where}"
 
 
 def _stored(conn, table: str) -> tuple[int, int] | None:

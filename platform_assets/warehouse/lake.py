@@ -27,10 +27,18 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from platform_assets import disk_space
-from platform_assets.settings import Settings, embedded_lake
+from platform_assets.settings import Settings, embedded_lake, memory_limit_bytes, spill_dir
 from platform_assets.warehouse import catalog
 from platform_assets.warehouse.commits import LAKE
 
+# How a run's memory limit is shared: DuckDB's buffers (beyond them it spills to disk), the Polars
+# frames of one chunk, and the rest for the interpreter and its libraries (~400 MB).
+DUCKDB_SHARE = 0.4
+CHUNK_SHARE = 0.3
+# the peak memory a chunk costs per row while it is transformed and written: ~650 MB for the
+# features of 500,000 rows (benchmarks/pipeline.py, 1x and 4x)
+CHUNK_BYTES_PER_ROW = 1300
+MIN_CHUNK_ROWS = 100_000
 # what the single DuckDB file of earlier versions left in the data directory
 OLD_LAYOUT = ("warehouse.duckdb", "versions")
 _ATTACHED: dict[tuple, duckdb.DuckDBPyConnection] = {}
@@ -58,18 +66,29 @@ class Warehouse(DuckDBResource):
     read_only: bool = False
     version_retention_hours: int = 24 * 30
     reader_grace_hours: float = 24
+    memory_limit_bytes: int = Field(default_factory=memory_limit_bytes,
+                                    description="what a run may use in all (PLATFORM_MEMORY_LIMIT)")
+    spill_dir: str = Field(default="", description="where DuckDB spills beyond its memory share (default: "
+                                                   "tmp/spill in PLATFORM_DATA_DIR)")
 
     @classmethod
     def embedded(cls, data_dir: Path | str, **kwargs) -> Warehouse:
         """The default lake of a data directory: ``lake.sqlite`` and ``lake/`` inside it."""
         catalog, data_path = embedded_lake(Path(data_dir).resolve())
-        return cls(catalog=catalog, data_path=data_path, **kwargs)
+        return cls(catalog=catalog, data_path=data_path, **{"spill_dir": str(spill_dir(Path(data_dir).resolve())),
+                                                            **kwargs})
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs) -> Warehouse:
         return cls(catalog=settings.lake_catalog, data_path=settings.lake_data_path,
                    version_retention_hours=settings.version_retention_hours,
-                   reader_grace_hours=settings.reader_grace_hours, **kwargs)
+                   reader_grace_hours=settings.reader_grace_hours, memory_limit_bytes=settings.memory_limit_bytes,
+                   spill_dir=str(settings.spill_dir), **kwargs)
+
+    @property
+    def rows_per_chunk(self) -> int:
+        """How many rows a full rebuild transforms at a time, so that one chunk fits its share of the limit."""
+        return max(MIN_CHUNK_ROWS, int(self.memory_limit_bytes * CHUNK_SHARE / CHUNK_BYTES_PER_ROW))
 
     @property
     def is_embedded(self) -> bool:
@@ -108,6 +127,7 @@ class Warehouse(DuckDBResource):
                 self._prepare()
                 conn = duckdb.connect(self.database, config=self.connection_config)
                 try:
+                    self._limit_memory(conn)
                     for extension in self._extensions:
                         conn.execute(f"LOAD '{extension_file(extension)}'")
                     options = f"DATA_PATH '{self.data_path}'" + (", READ_ONLY" if self.read_only else "")
@@ -126,6 +146,15 @@ class Warehouse(DuckDBResource):
                     raise
                 _ATTACHED[key] = conn
             return _ATTACHED[key]
+
+    def _limit_memory(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """DuckDB keeps to its share of the run's memory limit and spills the rest under the data directory."""
+        conn.execute(f"SET memory_limit = '{int(self.memory_limit_bytes * DUCKDB_SHARE) // 2**20}MiB'")
+        if self.read_only:
+            return  # a reader's DuckDB writes no file at all (see _lock_down); a query that does not fit fails
+        folder = Path(self.spill_dir) if self.spill_dir else Settings.from_env().spill_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        conn.execute(f"SET temp_directory = '{str(folder).replace(chr(39), chr(39) * 2)}'")
 
     @property
     def _extensions(self) -> list[str]:

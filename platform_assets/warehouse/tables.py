@@ -14,10 +14,8 @@ import polars as pl
 
 from platform_assets.warehouse import commits, digests
 
-# A full rebuild transforms this many rows at a time (see ``date_chunks``): about 200 MB of features.
-# Smaller chunks save little memory (250k: -70 MB at 1x) and cost time: each chunk also reads
-# the 60 days of context around it (250k: +14% time at 4x stores).
-CHUNK_ROWS = 500_000
+# A full rebuild transforms a chunk of rows at a time (``chunks``), as many as the run's memory
+# limit allows (``Warehouse.rows_per_chunk``).
 # Polars' in-memory engine: on chunks this size it needs ~half the memory of the streaming engine
 # for the same time (benchmarks/pipeline.py).
 POLARS_ENGINE = "in-memory"
@@ -85,22 +83,25 @@ def replace_rows(
         conn.unregister("_dates")
     elif exists:
         conn.execute(f"DELETE FROM {table}")
-    # Rows arrive in date order (a rebuild goes a date range at a time), so the files stay sorted by
-    # date without a re-sort and an incremental run's deletes touch few of them. Within one insert
-    # the order does not matter, so DuckDB may write in parallel. (A global setting: reset after.)
+    # Each frame's rows arrive in date order, so the row groups of its files are ordered by date
+    # without a re-sort and an incremental run's date filters skip the rest. Within one insert the
+    # order does not matter, so DuckDB may write in parallel. (A global setting: reset after.)
     conn.execute("SET preserve_insertion_order = false")
     try:
         for i, frame in enumerate(frames):
-            conn.register("_frame", frame)
-            if i == 0 and (not exists or digests.column_names(conn, table)
-                           != [*digests.column_names(conn, "_frame"), "_updated_at"]):
+            # DuckDB finds ``_frame`` by its name in this function (a replacement scan), as Arrow. Not
+            # registered: a view registered inside a transaction keeps its data until the commit, so a
+            # rebuild's memory grew with the table (16x stores: +1.7 GB over a cleaned rebuild).
+            _frame = frame.to_arrow()  # noqa: F841
+            if i == 0 and (not exists or digests.column_names(conn, table) != [*frame.columns, "_updated_at"]):
                 conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
                 exists, dates = True, None  # a new table: its digest is computed in full below
             else:
                 conn.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS _updated_at FROM _frame")
             if dates is not None:
-                added = tuple(a + b for a, b in zip(added, digests.row_hash_sum(conn, "_frame", columns)))
-            conn.unregister("_frame")
+                added = tuple(a + b for a, b in zip(added, conn.execute(
+                    digests.row_hash_sql("_frame", columns)).fetchall()[0]))
+            del _frame
     finally:
         conn.execute("RESET preserve_insertion_order")
     if dates is None:
@@ -111,16 +112,16 @@ def replace_rows(
         set_watermark(conn, table, high_water)
 
 
-def date_chunks(conn: duckdb.DuckDBPyConnection, table: str, day: str, rows_per_chunk: int) -> list[tuple[date, date]]:
-    """Consecutive date ranges splitting ``table`` into chunks of about ``rows_per_chunk`` rows, oldest first.
+def chunks(conn: duckdb.DuckDBPyConnection, table: str, column: str, rows_per_chunk: int) -> list[tuple]:
+    """Consecutive ranges of ``column``'s values (dates, stores) splitting ``table`` into chunks of about
+    ``rows_per_chunk`` rows, lowest first; all rows of one value fall in one chunk.
 
-    A full rebuild goes one range at a time: its memory follows the chunk, not the
-    length of history, and its rows reach the table already in date order.
+    A full rebuild goes one range at a time, so its memory follows the chunk, not the table.
     """
     return conn.execute(f"""
-        SELECT min(day), max(day) FROM (
-            SELECT day, (sum(n) OVER (ORDER BY day) - n) // {int(rows_per_chunk)} AS chunk
-            FROM (SELECT "{day}" AS day, count(*) AS n FROM {table} WHERE "{day}" IS NOT NULL GROUP BY 1))
+        SELECT min(v), max(v) FROM (
+            SELECT v, (sum(n) OVER (ORDER BY v) - n) // {int(rows_per_chunk)} AS chunk
+            FROM (SELECT "{column}" AS v, count(*) AS n FROM {table} WHERE "{column}" IS NOT NULL GROUP BY 1))
         GROUP BY chunk ORDER BY 1""").fetchall()
 
 

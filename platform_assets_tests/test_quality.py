@@ -100,7 +100,7 @@ DEFECTS = {
     "out_of_range_value": (GOOD[:-1] + [f"1115,3,{DAY},10,1,1,5,0,0"], "promo_is_flag", ("invalid_count", 1)),
     "negative_sales": (GOOD[:-2] + [f"1114,3,{DAY},-10,1,1,0,0,0", f"1115,3,{DAY},-3,1,1,0,0,0"],
                        "sales_not_negative", ("invalid_count", 2)),
-    "duplicate_key": (GOOD + [GOOD[0]], "store_date_unique_in_batch", ("duplicate_count", 1)),
+    "duplicate_key": (GOOD + [GOOD[0]], "store_date_unique_in_batch", ("failed_rows_count", 1)),
     "closed_day_with_sales": (GOOD[:-1] + [f"1115,3,{DAY},700,70,0,0,0,0"], "no_sales_when_closed",
                               ("failed_rows_count", 1)),
     "empty_batch": ([], "batch_not_empty", None),

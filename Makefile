@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench bench-incremental bench-latency soak chromium postgres sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental bench-latency bench-scale soak chromium postgres sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,11 @@ clean:
 # Not part of `make test` (minutes of 2 cores); a tiny smoke run of it is.
 bench: install
 	$(BIN)/python benchmarks/pipeline.py
+
+# The cost curve at 1x, 4x, 16x and 32x the stores against pandas and DuckDB's floor (about an hour):
+# a table, the goals and docs/scale.png.
+bench-scale: install
+	$(BIN)/python benchmarks/scale.py
 
 bench-incremental: install
 	$(BIN)/python benchmarks/incremental.py

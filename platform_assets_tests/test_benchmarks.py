@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import latency  # noqa: E402  (benchmarks/ is not a package)
 import pandas_pipeline  # noqa: E402
+import scale  # noqa: E402
 
 
 def test_pipeline_benchmark_smoke():
@@ -38,6 +39,35 @@ def test_pipeline_benchmark_smoke():
     platform_rows = [int(line.split()[5].replace(",", "")) for line in table.splitlines()
                      if line.startswith("platform full")]
     assert platform_rows[1] > 3.9 * platform_rows[0]  # 4x the stores really is ~4x the rows
+
+
+def test_scale_benchmark_smoke(tmp_path):
+    """`make bench-scale` on tiny data: every scenario at each scale, the split of one more day, a verdict, a plot."""
+    plot = tmp_path / "scale.png"
+    done = subprocess.run([sys.executable, "benchmarks/scale.py", "--smoke", "--scales", "1", "2", "--plot", str(plot)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout.split("scenario", 1)[1]
+    for scenario in scale.SCENARIOS:
+        assert [line[len(scenario):].split()[0] for line in table.splitlines()
+                if line.startswith(scenario + " ")] == ["1x", "2x"], scenario
+    rows = [int(line.split()[3].replace(",", "")) for line in table.splitlines() if line.startswith("platform full")]
+    assert rows[1] > 1.9 * rows[0]  # twice the stores really is ~twice the rows
+    assert "fixed +" in table and " 2x " in table.split("fixed +", 1)[1]
+    (verdict,) = [line for line in table.splitlines() if "time per row" in line]
+    assert verdict.startswith(("met", "MISSED"))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("program, cap_bytes, seconds, told", [
+    ("x = bytearray(1_500 * 2**20); x[::4096] = b'x' * len(x[::4096])", 600 * 2**20, 120, "out of memory"),
+    ("import time; time.sleep(60)", 2**30, 2, "over the time cap of 2 s"),
+    ("raise SystemExit('no data here')", 2**30, 120, "failed (exit 1): no data here"),
+])
+def test_a_scenario_that_does_not_fit_fails_alone_and_says_why(program, cap_bytes, seconds, told):
+    figure, why, elapsed, _ = scale.run_capped([sys.executable, "-c", program], cap_bytes, seconds)
+    assert figure is None and why.startswith(told)
+    assert elapsed < 60  # stopped by its cap, not by finishing
 
 
 @pytest.mark.e2e

@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16, 32], help="multiples of the stores")
     parser.add_argument("--smoke", action="store_true", help="tiny data (12 stores, 60 days): checks the harness")
-    parser.add_argument("--memory-cap-gb", type=float, default=16.0,
+    parser.add_argument("--memory-cap-gb", type=float, default=20.0,
                         help="each child's memory cap, GiB (below the machine's, so a scenario fails alone)")
     parser.add_argument("--time-cap", type=float, default=1800, help="each child's time cap, seconds")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scale.png", help="where the PNG goes")

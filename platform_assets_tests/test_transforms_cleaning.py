@@ -66,11 +66,11 @@ def test_state_holiday_codes_are_unified_and_hard_rule_breaks_are_flagged_not_dr
     ])
     out = clean_sales(raw, STORES).collect()
     assert out.select("store", "date", "state_holiday", "is_open", "quality_issue").rows() == [
-        (1, date(2015, 1, 5), "0", True, None),
+        (1, date(2015, 1, 5), "0", True, None),  # sorted by store, then date
+        (1, date(2015, 1, 6), "a", False, None),
         (2, date(2015, 1, 5), "0", False, "sales_on_closed_day"),
         (3, date(2015, 1, 5), "0", True, "negative_sales"),
         (9, date(2015, 1, 5), "c", True, "unknown_store"),
-        (1, date(2015, 1, 6), "a", False, None),
     ]
     unknown = out.filter(pl.col("store") == 9).row(0, named=True)
     assert unknown["store_type"] is None and unknown["sales"] == 10

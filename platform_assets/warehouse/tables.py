@@ -83,9 +83,10 @@ def replace_rows(
         conn.unregister("_dates")
     elif exists:
         conn.execute(f"DELETE FROM {table}")
-    # Each frame's rows arrive in date order, so the row groups of its files are ordered by date
-    # without a re-sort and an incremental run's date filters skip the rest. Within one insert the
-    # order does not matter, so DuckDB may write in parallel. (A global setting: reset after.)
+    # A rebuild's frame covers a range of one key and is sorted by the other (cleaned: dates, sorted
+    # by store; features: stores, sorted by date), so a read by either key skips most of the table:
+    # whole files by the range, row groups inside them by the sort. Within one insert the order of
+    # row groups does not matter, so DuckDB may write in parallel. (A global setting: reset after.)
     conn.execute("SET preserve_insertion_order = false")
     try:
         for i, frame in enumerate(frames):

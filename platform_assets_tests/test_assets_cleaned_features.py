@@ -193,6 +193,17 @@ def test_a_full_rebuild_in_many_chunks_equals_one_in_a_single_chunk(data_dir, re
     assert_frame_equal(got, expected, check_dtypes=False)
     assert all(filled > len(edges) * 50 for filled in got.select(pl.col(columns).is_not_null().sum()).row(0))
 
+    # a new store master changes every date: that update goes in chunks too, and equals a rebuild
+    land(data_dir, stores=True, first=date(2014, 8, 29), days=1)
+    assert load().success and load("sales_2014-08-29.csv").success
+    update = build(resources, instance)
+    cleaned, features = metadata(update, "cleaned/sales"), metadata(update, "features/sales_features")
+    assert cleaned["mode"] == "full" and cleaned["chunks"] >= 20
+    assert features["mode"] == "incremental" and features["chunks"] >= 20
+    updated = table(data_dir, "features.sales_features")
+    build(resources, instance, full_rebuild=True)
+    assert_frame_equal(updated, table(data_dir, "features.sales_features"))
+
 
 def test_a_new_store_master_recomputes_everything(data_dir, resources, instance, load):
     land(data_dir, days=3)

@@ -63,10 +63,13 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             if held:
                 conn.register("_held", pl.DataFrame({"date": held}, schema={"date": pl.Date}))
                 scopes = [(f"{scope} AND Date NOT IN (SELECT date FROM _held)", params) for scope, params in scopes]
-        else:
+        else:  # an update larger than a chunk (a month-long correction file) goes a range of its dates at a time
             conn.register("_redo", pl.DataFrame({"date": dates}, schema={"date": pl.Date}))
-            scopes = [("Date IN (SELECT date FROM _redo)", [])]
+            redo = "Date IN (SELECT date FROM _redo)"
+            scopes = [(f"{redo} AND Date BETWEEN ? AND ?", [first, last]) for first, last in
+                      tables.chunks(conn, "raw.sales", "Date", warehouse.rows_per_chunk, redo)] or [(redo, [])]
         stores = conn.sql("SELECT * FROM raw.stores").pl().lazy()
+        counts["chunks"] = len(scopes)
         if kept is not None and kept.height:
             yield kept
         for number, (scope, params) in enumerate(scopes, start=1):
@@ -109,6 +112,7 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
             **described,
             "dates_recomputed": recomputed,
             "rows_written": counts["cleaned"],
+            "chunks": counts["chunks"],
             "duplicates_resolved": counts["raw"] - counts["cleaned"],
             **{f"rows_{issue}": counts[issue] for issue in cleaning.QUALITY_ISSUES},
             "seconds": round(time.perf_counter() - started, 3),

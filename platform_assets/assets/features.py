@@ -47,25 +47,26 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
     counts = Counter()
 
     def feature_frames(conn, targets):
-        """Features of the ``targets`` dates, or of every row a range of stores at a time.
+        """Features of the ``targets`` dates (all dates if None), a range of stores at a time.
 
-        An update reads its dates' slice of cleaned rows widened by the look-back and
-        look-ahead. A full rebuild goes by stores: every feature looks only at the same
-        store's rows, so a range of stores with its whole history is exact on its own, with
-        no context read twice and no seam between chunks; each chunk's rows are written in
-        date order, so the row groups of its files stay ordered by date for later updates.
+        Every feature looks only at the same store's rows, so a range of stores is exact on
+        its own: an update reads its dates widened by the look-back and look-ahead, a full
+        rebuild each store's whole history, and either goes in as many ranges as memory needs
+        (a new store master changes every date). No context is read twice, no chunk needs
+        another's rows; each chunk's rows are written in date order, so the row groups of its
+        files stay ordered by date for later updates.
         """
-        if targets is None:
-            slices = [("store BETWEEN ? AND ?", [first, last], None)
-                      for first, last in tables.chunks(conn, SOURCE, "store", warehouse.rows_per_chunk)]
-        elif targets:
-            slices = [("date BETWEEN ? AND ?", features.input_range(targets[0], targets[-1]),
-                       pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode()))]
-        else:
-            slices = []
+        window, keep = "TRUE", None
+        if targets:
+            window = "date BETWEEN ? AND ?"
+            keep = pl.col("date").is_in(pl.Series(targets, dtype=pl.Date).implode())
+        params = features.input_range(targets[0], targets[-1]) if targets else []
+        ranges = [] if targets == [] else tables.chunks(conn, SOURCE, "store", warehouse.rows_per_chunk, window, params)
+        slices = [(f"store BETWEEN ? AND ? AND {window}", [first, last, *params], keep) for first, last in ranges]
+        counts["chunks"] = len(slices)
         # nothing to compute still yields one empty frame: the table and its columns exist
-        for number, (scope, params, wanted) in enumerate(slices or [("false", [], pl.lit(False))], start=1):
-            cleaned = conn.execute(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", params).pl()
+        for number, (scope, bound, wanted) in enumerate(slices or [("false", [], pl.lit(False))], start=1):
+            cleaned = conn.execute(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", bound).pl()
             frame = features.build_features(cleaned.lazy(), keep=wanted)
             frame = frame.collect(engine=tables.POLARS_ENGINE)
             counts.update(read=cleaned.height, written=frame.height)
@@ -100,6 +101,7 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
             **described,
             "rows_written": counts["written"],
             "cleaned_rows_read": counts["read"],
+            "chunks": counts["chunks"],
             "seconds": round(time.perf_counter() - started, 3),
         }
     )

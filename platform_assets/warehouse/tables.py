@@ -113,17 +113,20 @@ def replace_rows(
         set_watermark(conn, table, high_water)
 
 
-def chunks(conn: duckdb.DuckDBPyConnection, table: str, column: str, rows_per_chunk: int) -> list[tuple]:
-    """Consecutive ranges of ``column``'s values (dates, stores) splitting ``table`` into chunks of about
-    ``rows_per_chunk`` rows, lowest first; all rows of one value fall in one chunk.
+def chunks(conn: duckdb.DuckDBPyConnection, table: str, column: str, rows_per_chunk: int,
+           where: str = "TRUE", params=None) -> list[tuple]:
+    """Consecutive ranges of ``column``'s values (dates, stores) splitting the rows of ``table`` that match
+    ``where`` into chunks of about ``rows_per_chunk`` rows, lowest first; all rows of one value fall in one chunk.
 
-    A full rebuild goes one range at a time, so its memory follows the chunk, not the table.
+    A rebuild, or an update too large for one chunk, goes one range at a time, so its memory
+    follows the chunk, not the table.
     """
     return conn.execute(f"""
         SELECT min(v), max(v) FROM (
             SELECT v, (sum(n) OVER (ORDER BY v) - n) // {int(rows_per_chunk)} AS chunk
-            FROM (SELECT "{column}" AS v, count(*) AS n FROM {table} WHERE "{column}" IS NOT NULL GROUP BY 1))
-        GROUP BY chunk ORDER BY 1""").fetchall()
+            FROM (SELECT "{column}" AS v, count(*) AS n FROM {table}
+                  WHERE "{column}" IS NOT NULL AND ({where}) GROUP BY 1))
+        GROUP BY chunk ORDER BY 1""", params or []).fetchall()
 
 
 def table_schema(conn: duckdb.DuckDBPyConnection, table: str, descriptions: dict[str, str]) -> dg.TableSchema:

@@ -50,21 +50,8 @@ class Figure:
 
 # --- what each child process runs: setup (imports, definitions), then the timed work -------------
 
-def duckdb_scan(data_dir: Path) -> tuple[int, float]:
-    import duckdb
-
-    from platform_assets.datasets import load_datasets
-    from platform_assets.loading import stage_csv
-
-    (sales,) = [d for d in load_datasets().all if d.name == "sales"]
-    with duckdb.connect() as conn:
-        started = time.perf_counter()
-        rows = sum(stage_csv(conn, path, sales, "staged") for path in _sales_files(data_dir / "landing"))
-        return rows, time.perf_counter() - started
-
-
-def duckdb_scan_and_write(data_dir: Path) -> tuple[int, float]:
-    """The floor with the write: the sales CSV parsed and written once as Parquet, nothing else."""
+def duckdb_scan(data_dir: Path, write: bool = False) -> tuple[int, float]:
+    """The floor: DuckDB parsing the sales CSV, and with ``write`` writing it once as Parquet, nothing else."""
     import duckdb
 
     from platform_assets.datasets import load_datasets
@@ -77,7 +64,8 @@ def duckdb_scan_and_write(data_dir: Path) -> tuple[int, float]:
         rows = 0
         for number, path in enumerate(_sales_files(data_dir / "landing")):
             rows += stage_csv(conn, path, sales, "staged")
-            conn.execute(f"COPY staged TO '{data_dir / f'floor_{number}.parquet'}' (FORMAT parquet, COMPRESSION lz4)")
+            if write:
+                conn.execute(f"COPY staged TO '{data_dir / f'floor_{number}.parquet'}' (FORMAT parquet, COMPRESSION lz4)")
         return rows, time.perf_counter() - started
 
 
@@ -134,7 +122,8 @@ def platform(data_dir: Path) -> tuple[int, float]:
         return rows, time.perf_counter() - started
 
 
-CHILDREN = {"duckdb scan": duckdb_scan, "duckdb scan+write": duckdb_scan_and_write, "pandas baseline": pandas_baseline,
+CHILDREN = {"duckdb scan": duckdb_scan, "duckdb scan+write": lambda data_dir: duckdb_scan(data_dir, write=True),
+            "pandas baseline": pandas_baseline,
             "platform full": platform, "platform +1 day": platform}
 
 
@@ -173,16 +162,29 @@ def measure(scenario: str, scale: int, data_dir: Path, profile_dir: Path | None)
     return Figure(scenario, scale, figure["seconds"], figure["peak_rss_mb"], figure["rows"])
 
 
-def bench_scale(scale: int, workdir: Path, days: int | None, n_stores: int, profile_dir: Path | None) -> list[Figure]:
+def land_history(data_dir: Path, stores: int, days: int | None) -> None:
+    """The store master and the whole history of ``stores`` stores (``days`` days, default all), one file."""
+    from platform_assets.sample_data.land import land
+
+    started = time.perf_counter()
+    landed = land(data_dir, batch="all", days=days, n_stores=stores)
+    print(f"{data_dir.name}: {sum(f.rows for f in landed[1:]):,} sales rows of {stores:,} stores "
+          f"(generated in {time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def land_next_day(data_dir: Path, stores: int, days: int | None) -> None:
+    """The day after the history ``land_history`` landed, as a daily file."""
     from platform_assets.sample_data.generator import HISTORY_START
     from platform_assets.sample_data.land import land
 
+    land(data_dir, first=HISTORY_START + timedelta(days=days or 942), days=1, n_stores=stores)
+
+
+def bench_scale(scale: int, workdir: Path, days: int | None, n_stores: int, profile_dir: Path | None) -> list[Figure]:
     data_dir = workdir / f"{scale}x"
-    landed = land(data_dir, batch="all", days=days, n_stores=n_stores * scale)
-    print(f"{scale}x: {sum(f.rows for f in landed[1:]):,} sales rows of {n_stores * scale:,} stores", flush=True)
+    land_history(data_dir, n_stores * scale, days)
     figures = [measure(s, scale, data_dir, profile_dir) for s in ("duckdb scan", "pandas baseline", "platform full")]
-    last_day = HISTORY_START + timedelta(days=(days or 942) - 1)
-    land(data_dir, first=last_day + timedelta(days=1), days=1, n_stores=n_stores * scale)
+    land_next_day(data_dir, n_stores * scale, days)
     figures.append(measure("platform +1 day", scale, data_dir, profile_dir))
     return figures
 

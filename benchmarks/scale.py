@@ -22,6 +22,7 @@ plot of time and peak memory against rows (``--plot``, PNG).
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,8 +30,9 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
+
+import pipeline  # benchmarks/pipeline.py: the scenarios and the data
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -186,20 +188,11 @@ def measure(scenario: str, scale: int, data_dir: Path, memory_bytes: int, second
 
 def bench_scale(scale: int, workdir: Path, days: int | None, n_stores: int, memory_bytes: int,
                 seconds: float) -> list[Outcome]:
-    import shutil
-
-    from platform_assets.sample_data.generator import HISTORY_START
-    from platform_assets.sample_data.land import land
-
     data_dir = workdir / f"{scale}x"
-    started = time.perf_counter()
-    landed = land(data_dir, batch="all", days=days, n_stores=n_stores * scale)
-    print(f"{scale}x: {sum(f.rows for f in landed[1:]):,} sales rows of {n_stores * scale:,} stores "
-          f"(generated in {time.perf_counter() - started:.0f} s)", flush=True)
+    pipeline.land_history(data_dir, n_stores * scale, days)
     outcomes = [measure(s, scale, data_dir, memory_bytes, seconds) for s in SCENARIOS[:-1]]
     if outcomes[-1].finished:
-        last_day = HISTORY_START + timedelta(days=(days or 942) - 1)
-        land(data_dir, first=last_day + timedelta(days=1), days=1, n_stores=n_stores * scale)
+        pipeline.land_next_day(data_dir, n_stores * scale, days)
         outcomes.append(measure("platform +1 day", scale, data_dir, memory_bytes, seconds))
     else:
         outcomes.append(Outcome("platform +1 day", scale, 0, 0, 0, "not run: the full history did not finish"))

@@ -80,9 +80,7 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
         high_water = tables.scalar(conn, f"SELECT max(_updated_at) FROM {SOURCE}")
         targets = None
         if watermark is not None:
-            changed = [d for (d,) in conn.execute(
-                f"SELECT DISTINCT date FROM {SOURCE} WHERE _updated_at > ? ORDER BY 1", [watermark]).fetchall()]
-            targets = features.affected_dates(changed, _holidays_changed(conn, watermark, changed))
+            targets = features.affected_dates(*_changed_dates(conn, watermark))
         context.log.info("full rebuild, a range of stores at a time" if targets is None
                          else f"recomputing {len(targets)} date(s)")
         return targets, high_water, feature_frames(conn, targets)
@@ -107,9 +105,12 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
     )
 
 
-def _holidays_changed(conn, watermark, changed: list) -> list:
-    """The changed days with a state holiday row now (cleaned) or before the change (the features built from it)."""
-    return [d for (d,) in conn.execute(
-        f"""SELECT date FROM {SOURCE} WHERE _updated_at > $watermark AND state_holiday <> '0'
-            UNION SELECT date FROM {TABLE} WHERE date IN (SELECT unnest($changed)) AND is_state_holiday""",
-        {"watermark": watermark, "changed": changed}).fetchall()]
+def _changed_dates(conn, watermark) -> tuple[list, list]:
+    """(the days with cleaned rows written after ``watermark``, those of them with a state holiday row now
+    or before the change, as the features built from their old rows say), from one read of the new rows."""
+    changed = conn.execute(f"SELECT date, bool_or(state_holiday <> '0') FROM {SOURCE} WHERE _updated_at > ? "
+                           "GROUP BY date ORDER BY date", [watermark]).fetchall()
+    days = [day for day, _ in changed]
+    before = {day for (day,) in conn.execute(
+        f"SELECT DISTINCT date FROM {TABLE} WHERE date IN (SELECT unnest(?)) AND is_state_holiday", [days]).fetchall()}
+    return days, [day for day, holiday in changed if holiday or day in before]

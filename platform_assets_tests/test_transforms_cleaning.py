@@ -74,3 +74,17 @@ def test_state_holiday_codes_are_unified_and_hard_rule_breaks_are_flagged_not_dr
     ]
     unknown = out.filter(pl.col("store") == 9).row(0, named=True)
     assert unknown["store_type"] is None and unknown["sales"] == 10
+
+
+def test_rows_come_out_one_per_store_and_day_sorted_and_rows_without_a_key_collapse_like_any_key():
+    raw = sales([
+        (2, date(2015, 1, 6), 20, 1, "0", "a.csv", T1),
+        (1, date(2015, 1, 6), 10, 1, "0", "a.csv", T1),
+        (2, date(2015, 1, 5), 30, 1, "0", "a.csv", T1),
+        (1, None, 40, 1, "0", "a.csv", T1),
+        (1, None, 50, 1, "0", "b.csv", T2),  # the same missing key from a later file: it wins
+        (2, date(2015, 1, 6), 60, 1, "0", "b.csv", T2),
+    ])
+    out = clean_sales(raw, STORES).collect()
+    assert out.select("store", "date", "sales").rows() == [
+        (1, None, 50), (1, date(2015, 1, 6), 10), (2, date(2015, 1, 5), 30), (2, date(2015, 1, 6), 60)]

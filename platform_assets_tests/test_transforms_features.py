@@ -120,3 +120,22 @@ def test_kept_rows_see_their_context_rows_without_becoming_them(features):
     assert row(kept, 1, 7)["sales_lag_1"] == 60  # March 6th, a context row
     assert row(kept, 1, 7)["days_since_state_holiday"] == 4  # March 3rd, a context row
     assert row(kept, 1, 10)["sales_mean_7d"] == pytest.approx(statistics.mean([30, 40, 60, 70, 80, 90]))
+
+
+def test_a_store_never_sees_the_rows_of_the_store_before_it_nor_days_across_a_long_gap(features):
+    # store 2's first day comes right after store 1's last rows in (store, date) order
+    first = row(features, 2, date(2015, 2, 28))
+    assert first["sales_lag_1"] is None and first["sales_lag_7"] is None
+    assert first["sales_mean_7d"] is None and first["sales_mean_28d"] is None
+    # store 3: a row on March 1st, then none until March 9th and 10th
+    rows = cleaned_rows().collect()
+    store_3 = rows.filter(pl.col("store") == 1, pl.col("date").is_in([date(2015, 3, 1), date(2015, 3, 9),
+                                                                      date(2015, 3, 10)]))
+    out = build_features(pl.concat([rows, store_3.with_columns(store=pl.lit(3, pl.Int64))]).lazy()).collect()
+    by_day = {r["date"].day: r for r in out.filter(pl.col("store") == 3).to_dicts()}
+    assert sorted(by_day) == [1, 9, 10]  # the empty days of the gap never become rows
+    assert by_day[9]["sales_lag_1"] is None and by_day[9]["sales_lag_7"] is None
+    assert by_day[9]["sales_mean_7d"] is None  # March 2nd..8th: no row
+    assert by_day[9]["sales_mean_28d"] == 10  # March 1st
+    assert by_day[10]["sales_lag_1"] == 90 and by_day[10]["sales_mean_7d"] == 90
+    assert by_day[10]["sales_std_28d"] == pytest.approx(statistics.stdev([10, 90]))

@@ -72,11 +72,17 @@ def cleaned_sales(context: dg.AssetExecutionContext, config: LayerConfig, wareho
         counts["chunks"] = len(scopes)
         if kept is not None and kept.height:
             yield kept
-        for number, (scope, params) in enumerate(scopes, start=1):
-            raw = conn.execute(f"SELECT s.*, v.landed_at AS _landed_at FROM raw.sales s JOIN ({ledger.VERIFIED}) v "
-                               f"ON v.file_name = s._source_file WHERE {scope}", params).pl()
-            frame = cleaning.clean_sales(raw.lazy(), stores).collect(engine=tables.POLARS_ENGINE)
-            counts.update(raw=raw.height, cleaned=frame.height,
+
+        def read(scope):
+            where, params = scope
+            return conn.execute(f"SELECT s.*, v.landed_at AS _landed_at FROM raw.sales s JOIN ({ledger.VERIFIED}) v "
+                                f"ON v.file_name = s._source_file WHERE {where}", params).pl()
+
+        def compute(raw):
+            return raw.height, cleaning.clean_sales(raw.lazy(), stores).collect(engine=tables.POLARS_ENGINE)
+
+        for number, (raw_rows, frame) in enumerate(tables.computed_ahead(scopes, read, compute), start=1):
+            counts.update(raw=raw_rows, cleaned=frame.height,
                           **dict(frame["quality_issue"].drop_nulls().value_counts().iter_rows()))
             yield frame
             if len(scopes) > 1:

@@ -20,6 +20,7 @@ from platform_assets.warehouse import tables
 
 TABLE = "features.sales_features"
 SOURCE = "cleaned.sales"
+INPUTS = ", ".join(features.INPUTS)
 
 
 @dg.asset(
@@ -64,12 +65,20 @@ def sales_features(context: dg.AssetExecutionContext, config: LayerConfig, wareh
         ranges = [] if targets == [] else tables.chunks(conn, SOURCE, "store", warehouse.rows_per_chunk, window, params)
         slices = [(f"store BETWEEN ? AND ? AND {window}", [first, last, *params], keep) for first, last in ranges]
         counts["chunks"] = len(slices)
+
+        def read(slice_):
+            scope, bound, wanted = slice_
+            return conn.execute(f"SELECT {INPUTS} FROM {SOURCE} WHERE {scope}", bound).pl(), wanted
+
+        def compute(job):
+            cleaned, wanted = job
+            frame = features.build_features(cleaned.lazy(), keep=wanted).collect(engine=tables.POLARS_ENGINE)
+            return cleaned.height, frame
+
         # nothing to compute still yields one empty frame: the table and its columns exist
-        for number, (scope, bound, wanted) in enumerate(slices or [("false", [], pl.lit(False))], start=1):
-            cleaned = conn.execute(f"SELECT * EXCLUDE (_updated_at) FROM {SOURCE} WHERE {scope}", bound).pl()
-            frame = features.build_features(cleaned.lazy(), keep=wanted)
-            frame = frame.collect(engine=tables.POLARS_ENGINE)
-            counts.update(read=cleaned.height, written=frame.height)
+        jobs = tables.computed_ahead(slices or [("false", [], pl.lit(False))], read, compute)
+        for number, (read_rows, frame) in enumerate(jobs, start=1):
+            counts.update(read=read_rows, written=frame.height)
             yield frame
             if len(slices) > 1:
                 context.log.info(f"chunk {number}/{len(slices)} written: {counts['written']:,} rows so far")

@@ -73,10 +73,16 @@ LINEAGE: dict[str, list[tuple[str, str]]] = {
 
 
 def latest_file_wins(raw_sales: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per (Store, Date): the row of the file that landed last."""
+    """One row per (Store, Date), sorted by them: the row of the file that landed last.
+
+    One sort does both jobs: the key's rows end up together, the winner last, and the
+    result is already in the order cleaned.sales stores it (no hash table, no second sort).
+    """
+    key = ("Store", "Date")
+    last_of_key = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in key)
     return (
-        raw_sales.sort(["_landed_at", "_source_file"])
-        .unique(["Store", "Date"], keep="last", maintain_order=False)
+        raw_sales.sort([*key, "_landed_at", "_source_file"], nulls_last=False, maintain_order=True)
+        .filter(last_of_key | (pl.int_range(pl.len()) == pl.len() - 1))
     )
 
 
@@ -128,7 +134,7 @@ def clean_sales(raw_sales: pl.LazyFrame, raw_stores: pl.LazyFrame) -> pl.LazyFra
     )
     stores = clean_stores(raw_stores).with_columns(pl.lit(True).alias("_known_store"))
     return (
-        sales.join(stores, on="store", how="left")
+        sales.join(stores, on="store", how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("_known_store").is_null())
             .then(pl.lit("unknown_store"))
@@ -138,8 +144,7 @@ def clean_sales(raw_sales: pl.LazyFrame, raw_stores: pl.LazyFrame) -> pl.LazyFra
             .then(pl.lit("sales_on_closed_day"))
             .alias("quality_issue")
         )
-        .select(list(COLUMNS))
-        .sort(["store", "date"])  # how cleaned.sales stores a chunk of dates: a range of stores reads little of it
+        .select(list(COLUMNS))  # sorted by (store, date): a range of stores reads little of a chunk of dates
     )
 
 

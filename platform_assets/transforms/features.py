@@ -56,6 +56,11 @@ COLUMNS: dict[str, str] = {
        for w in WINDOWS for stat, name in (("mean", "Mean"), ("std", "Sample standard deviation"))},
 }
 
+# the columns of cleaned.sales the features are built from
+INPUTS = ("store", "date", "sales", "customers", "is_open", "promo", "state_holiday", "school_holiday", "store_type",
+          "assortment", "competition_distance", "competition_distance_missing", "competition_open_since", "promo2",
+          "promo2_since", "promo_interval")
+
 _CLEANED = "cleaned.sales"
 LINEAGE: dict[str, list[tuple[str, str]]] = {
     **{c: [(_CLEANED, c)] for c in ("store", "date", "sales", "customers", "is_open", "store_type", "assortment",
@@ -99,24 +104,53 @@ def input_range(first: date, last: date) -> list[date]:
 
 
 def build_features(cleaned: pl.LazyFrame, keep: pl.Expr | None = None) -> pl.LazyFrame:
-    """Features of the rows of ``cleaned`` that match ``keep`` (all rows by default).
+    """Features of the rows of ``cleaned`` that match ``keep`` (all rows by default), in (date, store) order.
 
     The other rows are only context: the look-back and look-ahead of the kept ones. Features
-    that look across days are computed on every row; the row-local ones only on the kept rows,
-    so a slice's context costs little. Exact for rows whose windows lie inside ``cleaned``.
+    that look across days are computed on every row of a narrow frame (``_across_days``); the
+    row-local ones only on the kept rows, so a slice's context costs little. Exact for rows
+    whose windows lie inside ``cleaned``.
     """
-    base = cleaned.sort(["store", "date"])
-    across_days = (
-        base.with_columns((pl.col("state_holiday") != "0").alias("is_state_holiday"), *_rolling())
-        .pipe(_holiday_distances)
-    )
-    kept = across_days if keep is None else across_days.filter(keep)
+    by_day = cleaned.sort(["date", "store"])
+    across = _across_days(by_day.select("store", "date", "sales", "customers", "state_holiday"))
+    # both are sorted by (date, store) and hold one row per pair: side by side without a join
+    frame = pl.concat([by_day, across.drop("store", "date")], how="horizontal")
+    kept = frame if keep is None else frame.filter(keep)
+    return kept.with_columns(*_calendar(), *_promo(), *_competition()).select(list(COLUMNS))
+
+
+def _across_days(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """The features that look at other days of the store, in (date, store) order.
+
+    Computed on a calendar without gaps: each store gets an empty row for every day it has no
+    row between its first and last, so "k days earlier" is k rows up and a window of w days is
+    w rows: a shift and a fixed-size rolling window instead of a join per lag and a window by
+    date (the lags of 4M rows: 1.4 s of joins against 0.02 s of shifts, plus 1 s to fill the
+    gaps). The empty rows are dropped again before returning.
+    """
+    dense = _without_gaps(rows.sort(["store", "date"]).with_columns(pl.lit(True).alias("_real")))
+    same_store = [pl.col("store").shift(k) == pl.col("store") for k in LAGS]
+    lags = [pl.when(same).then(pl.col(col).shift(k)).alias(f"{col}_lag_{k}")
+            for k, same in zip(LAGS, same_store) for col in ("sales", "customers")]
     return (
-        kept.with_columns(*_calendar(), *_promo(), *_competition())
-        .pipe(_lags, base)
-        .select(list(COLUMNS))
+        dense.with_columns((pl.col("state_holiday") != "0").alias("is_state_holiday"),
+                           *_rolling(), *lags)
+        .pipe(_holiday_distances)
+        .filter(pl.col("_real"))
+        .drop("sales", "customers", "state_holiday", "_real")
         .sort(["date", "store"])
     )
+
+
+def _without_gaps(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """``rows`` (sorted by store, date) plus an empty row for each day a store has no row between two of
+    its rows, sorted the same way."""
+    previous = pl.when(pl.col("store").shift(1) == pl.col("store")).then(pl.col("date").shift(1))
+    gaps = (rows.select("store", pl.date_ranges(previous + timedelta(days=1), pl.col("date"), closed="left")
+                        .alias("date"))
+            .filter(pl.col("date").list.len() > 0)
+            .explode("date"))
+    return pl.concat([rows, gaps], how="diagonal_relaxed").sort(["store", "date"])
 
 
 def _calendar() -> list[pl.Expr]:
@@ -160,33 +194,13 @@ def _competition() -> list[pl.Expr]:
 
 
 def _rolling() -> list[pl.Expr]:
-    sales = pl.col("sales").cast(pl.Float64)
+    """Mean and std of the ``w`` days before each day (the day itself excluded), on a calendar without gaps."""
+    before = pl.col("sales").cast(pl.Float64).shift(1)
     exprs = []
     for w in WINDOWS:
-        exprs.append(sales.rolling_mean_by("date", f"{w}d", closed="left").over("store").alias(f"sales_mean_{w}d"))
-        exprs.append(
-            sales.rolling_std_by("date", f"{w}d", closed="left", min_samples=2).over("store").alias(f"sales_std_{w}d")
-        )
+        exprs.append(before.rolling_mean(w, min_samples=1).over("store").alias(f"sales_mean_{w}d"))
+        exprs.append(before.rolling_std(w, min_samples=2).over("store").alias(f"sales_std_{w}d"))
     return exprs
-
-
-def _lags(frame: pl.LazyFrame, history: pl.LazyFrame) -> pl.LazyFrame:
-    """Exact calendar-day lags from ``history``: a join on (store, day + k), so a gap gives null, never another day.
-
-    The pair is packed into one integer (store * 10^6 + days since 1970): Polars joins one
-    integer column about twice as fast as two columns.
-    """
-    key = (pl.col("store").cast(pl.Int64) * 1_000_000 + pl.col("date").cast(pl.Int32)).alias("_key")
-    frame = frame.with_columns(key)
-    history = history.select(key, "sales", "customers")
-    for k in LAGS:
-        shifted = history.select(
-            pl.col("_key") + k,
-            pl.col("sales").alias(f"sales_lag_{k}"),
-            pl.col("customers").alias(f"customers_lag_{k}"),
-        )
-        frame = frame.join(shifted, on="_key", how="left")
-    return frame.drop("_key")
 
 
 def _holiday_distances(frame: pl.LazyFrame) -> pl.LazyFrame:

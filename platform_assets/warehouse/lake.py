@@ -32,7 +32,8 @@ from platform_assets.warehouse import catalog
 from platform_assets.warehouse.commits import LAKE
 
 # How a run's memory limit is shared: DuckDB's buffers (beyond them it spills to disk), the Polars
-# frames of one chunk, and the rest for the interpreter and its libraries (~400 MB).
+# frames of one chunk being transformed (plus the finished chunk being written, about a tenth of
+# that: ``tables.computed_ahead``), and the rest for the interpreter and its libraries (~400 MB).
 DUCKDB_SHARE = 0.4
 CHUNK_SHARE = 0.3
 # the peak memory a chunk costs per row while it is transformed and written: ~650 MB for the

@@ -5,7 +5,8 @@ watermark moves in the same commit as the rows it describes, so a crash leaves
 both at the previous snapshot.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 
 import dagster as dg
@@ -93,7 +94,7 @@ def replace_rows(
             # DuckDB finds ``_frame`` by its name in this function (a replacement scan), as Arrow. Not
             # registered: a view registered inside a transaction keeps its data until the commit, so a
             # rebuild's memory grew with the table (16x stores: +1.7 GB over a cleaned rebuild).
-            _frame = frame.to_arrow()  # noqa: F841
+            _frame = frame.to_arrow(compat_level=pl.CompatLevel.newest())  # noqa: F841  (strings as views: no copy)
             if i == 0 and (not exists or digests.column_names(conn, table) != [*frame.columns, "_updated_at"]):
                 conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, now() AS _updated_at FROM _frame")
                 exists, dates = True, None  # a new table: its digest is computed in full below
@@ -127,6 +128,25 @@ def chunks(conn: duckdb.DuckDBPyConnection, table: str, column: str, rows_per_ch
             FROM (SELECT "{column}" AS v, count(*) AS n FROM {table}
                   WHERE "{column}" IS NOT NULL AND ({where}) GROUP BY 1))
         GROUP BY chunk ORDER BY 1""", params or []).fetchall()
+
+
+def computed_ahead(scopes: Iterable, read: Callable, compute: Callable) -> Iterator:
+    """``compute(read(scope))`` for each scope, in order, the next one computed while the caller writes this one.
+
+    ``read`` runs on the caller's thread (it may use the caller's DuckDB connection, which is
+    free between writes); ``compute`` (Polars, which releases the GIL) runs on one worker thread.
+    So a chunked rebuild transforms chunk i+1 while DuckDB writes chunk i: two cores busy
+    instead of one phase at a time. At most two chunks are held at once.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute-ahead") as pool:
+        pending = None
+        for scope in scopes:
+            following = pool.submit(compute, read(scope))
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
 
 
 def table_schema(conn: duckdb.DuckDBPyConnection, table: str, descriptions: dict[str, str]) -> dg.TableSchema:

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from platform_assets import disk_space
 from platform_assets.settings import Settings, embedded_lake, memory_limit_bytes, spill_dir
-from platform_assets.warehouse import catalog
+from platform_assets.warehouse import catalog, object_storage
 from platform_assets.warehouse.commits import LAKE
 
 # How a run's memory limit is shared: DuckDB's buffers (beyond them it spills to disk), the Polars
@@ -122,7 +122,8 @@ class Warehouse(DuckDBResource):
         Kept for the process: loading the extensions costs ~0.2 s per DuckDB, a cursor of it nothing,
         and a run opens the lake once per step.
         """
-        key = (os.getpid(), self.catalog, self.data_path, self.read_only)
+        identity = os.environ.get("AWS_ACCESS_KEY_ID") if object_storage.is_s3(self.data_path) else None
+        key = (os.getpid(), self.catalog, self.data_path, self.read_only, identity)
         with _ATTACHING:
             if key not in _ATTACHED:
                 self._prepare()
@@ -131,6 +132,11 @@ class Warehouse(DuckDBResource):
                     self._limit_memory(conn)
                     for extension in self._extensions:
                         conn.execute(f"LOAD '{extension_file(extension)}'")
+                    if object_storage.is_s3(self.data_path):
+                        try:
+                            conn.execute(object_storage.s3_secret_sql())
+                        except object_storage.MissingCredentials as error:
+                            raise LakeError(description=str(error)) from None
                     options = f"DATA_PATH '{self.data_path}'" + (", READ_ONLY" if self.read_only else "")
                     try:
                         conn.execute(f"ATTACH 'ducklake:{self.catalog}' AS {LAKE} ({options})")

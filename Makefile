@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench bench-incremental bench-latency bench-scale soak chromium postgres sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental bench-latency bench-scale soak chromium nginx redis postgres sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -30,12 +30,20 @@ sample-data: install
 run: install dagster-home sample-data
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-test: install chromium
+test: install chromium nginx redis
 	$(BIN)/pytest
 
 # Debian's Chromium for the browser tests (Playwright never downloads its own).
 chromium:
 	@[ -x /usr/bin/chromium ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Debian's nginx: the door to the UI (deploy/door.sh) and its test.
+nginx:
+	@[ -x /usr/sbin/nginx ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
+# Debian's Redis: the Celery broker of the cluster profile and its test.
+redis:
+	@[ -x /usr/bin/redis-server ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
 # Debian's PostgreSQL on loopback for the production-profile test (needs root: apt, runuser):
 #   export PLATFORM_TEST_POSTGRES_URL=$$(make -s postgres) && make test

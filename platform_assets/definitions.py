@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from platform_assets import execution
 from platform_assets.alerts.sensor import alert_sensor
 from platform_assets.assets.config import DAILY_LAYERS
 from platform_assets.assets.cleaned import cleaned_sales
@@ -44,9 +45,7 @@ defs = dg.Definitions(
     sensors=[landing_sensor(datasets, {d.asset_key: built_on(d.asset_key) for d in datasets.all}),
              recheck_sensor(datasets, checks), downstream_automation,
              model_retraining, alert_sensor],
-    # Steps of a run share one process: its steps run one after another (each layer needs the one
-    # before), and a process per step cost ~3.5 s of start-up each (measured in the end-to-end test).
-    executor=dg.in_process_executor,
+    executor=execution.executor(),  # in the run's process, or on Celery workers (the cluster profile)
     resources={
         "warehouse": Warehouse.from_settings(settings),
         "landing": LandingZone(data_dir=str(settings.data_dir)),

@@ -9,24 +9,40 @@ webserver stay on the control host while the work spreads. Workers run this modu
 
     celery -A platform_assets.execution worker -Q dagster -c 1 -n worker@%h
 
-A task is acknowledged only once its step has finished (``task_acks_late``), and a task whose
-worker process died is handed back to the broker (``task_reject_on_worker_lost``); see
-docs/production.md for what that means for a killed worker.
+A step's task is acknowledged only once the step has finished (``task_acks_late``). If its worker
+process dies, the task goes back to the queue (``task_reject_on_worker_lost``); if the whole host
+dies, nobody is left to say so, and Redis hands the unacknowledged task to another worker once it
+has been out for ``PLATFORM_CELERY_REDELIVER_SECONDS``. The run waits for the same task meanwhile,
+so it finishes on the other host without a retry. A step that runs longer than that is handed out
+a second time while it still runs: keep the setting above the longest step (the loads and layers
+write idempotently, so a second run of a step costs time, not data). See docs/production.md.
 """
 
 import os
 
 import dagster as dg
 
-CELERY_BROKER_ENV = "PLATFORM_CELERY_BROKER"
+from platform_assets.settings import CELERY_BROKER_ENV, CELERY_REDELIVER_ENV
 
-# The same Celery settings on both sides: the run that sends the tasks, the workers that take them.
-CELERY_SETTINGS = {
-    "task_acks_late": True,
-    "task_reject_on_worker_lost": True,
-    "worker_prefetch_multiplier": 1,  # a worker holds only the task it is running
-    "broker_connection_retry_on_startup": True,
-}
+
+def celery_settings() -> dict:
+    """The Celery settings of both sides: the run that sends the steps, the workers that take them."""
+    from dagster_celery.defaults import broker_transport_options
+
+    redeliver = float(os.environ.get(CELERY_REDELIVER_ENV, "3600"))
+    return {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,  # a worker holds only the task it is running
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            **broker_transport_options,  # dagster-celery's retries of a send
+            "visibility_timeout": redeliver,
+            # look for abandoned tasks every tenth of that (Kombu's default: every 100 s)
+            "unacked_restore_interval": max(1.0, min(redeliver / 10, 60.0)),
+            "unacked_restore_throttle": 1,
+        },
+    }
 
 
 def executor() -> dg.ExecutorDefinition:
@@ -36,7 +52,7 @@ def executor() -> dg.ExecutorDefinition:
     from dagster_celery import celery_executor
 
     broker = {"env": CELERY_BROKER_ENV}  # read when the run starts: the password is never in run config
-    return celery_executor.configured({"broker": broker, "backend": broker, "config_source": CELERY_SETTINGS},
+    return celery_executor.configured({"broker": broker, "backend": broker, "config_source": celery_settings()},
                                       name="celery_on_workers")
 
 
@@ -49,7 +65,7 @@ def _worker_app():
     broker = os.environ.get(CELERY_BROKER_ENV)
     if not broker:
         raise RuntimeError(f"a worker needs {CELERY_BROKER_ENV}=redis://:<password>@<host>:<port>/<db>")
-    settings = dict_wrapper({**DEFAULT_CONFIG, **CELERY_SETTINGS})  # as the sending side builds its app
+    settings = dict_wrapper({**DEFAULT_CONFIG, **celery_settings()})  # as the sending side builds its app
     worker_app = make_app({"broker": broker, "backend": broker, "config_source": settings})
     create_task(worker_app)
     return worker_app

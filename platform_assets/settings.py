@@ -34,6 +34,9 @@ ALERT_URLS_ENV = "PLATFORM_ALERT_URLS"
 ALERT_GROUP_ENV = "PLATFORM_ALERT_GROUP_SECONDS"
 UI_URL_ENV = "PLATFORM_UI_URL"
 MEMORY_LIMIT_ENV = "PLATFORM_MEMORY_LIMIT"
+# the cluster profile (execution.py): the Celery broker, and when a task a dead host held is handed out again
+CELERY_BROKER_ENV = "PLATFORM_CELERY_BROKER"
+CELERY_REDELIVER_ENV = "PLATFORM_CELERY_REDELIVER_SECONDS"
 # the share of the machine's memory one run may use when PLATFORM_MEMORY_LIMIT is not set
 DEFAULT_MEMORY_SHARE = 0.25
 # soda/contracts/ beside the package in a checkout (the README installs it editable)

@@ -9,11 +9,15 @@ network is the work.
 """
 
 import subprocess
+import time
 from collections import Counter
+from contextlib import contextmanager
+from datetime import date
 
 import pytest
 
-from platform_assets.execution import CELERY_BROKER_ENV
+from platform_assets.sample_data.land import land
+from platform_assets.settings import CELERY_BROKER_ENV, CELERY_REDELIVER_ENV
 from platform_assets_tests.e2e.dagster_server import BIN, REPO, dagster_dev
 from platform_assets_tests.fixtures.hosts import network, redis
 
@@ -36,30 +40,80 @@ def step_hosts(server, run_id: str) -> dict[str, str]:
     return found
 
 
-def test_every_step_runs_on_a_worker_host(tmp_path):
+@contextmanager
+def cluster(tmp_path, **env):
+    """Redis on the control host's address, `dagster dev` sending steps to it, and the worker hosts."""
     with network() as net, redis([net.gateway], tmp_path / "redis") as broker:
-        workdir = tmp_path / "control"
-        with dagster_dev(workdir, env={CELERY_BROKER_ENV: broker}) as server:
+        with dagster_dev(tmp_path / "control", env={CELERY_BROKER_ENV: broker, **env}) as server:
+            hosts = {}
             for name in WORKERS:
-                host = net.host(name)
-                host.start([str(BIN / "celery"), "-A", "platform_assets.execution", "worker", "-Q", "dagster",
-                            "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO"],
-                           tmp_path / f"{name}.log", env=server.env, cwd=REPO)
+                hosts[name] = net.host(name)
+                hosts[name].start([str(BIN / "celery"), "-A", "platform_assets.execution", "worker", "-Q", "dagster",
+                                   "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO"],
+                                  tmp_path / f"{name}.log", env=server.env, cwd=REPO)
+            yield server, hosts
 
-            subprocess.run([str(BIN / "platform-assets"), "land", "--data-dir", str(server.data_dir),
-                            "--batch", "daily", "--days", "2"], check=True, capture_output=True)
 
-            def downstream_done():
-                return server.latest_materialization("features", "sales_features") and server.idle()
-            server.wait_until(downstream_done, 420, "the loads and the downstream layers")
+def test_every_step_runs_on_a_worker_host(tmp_path):
+    with cluster(tmp_path) as (server, _):
+        subprocess.run([str(BIN / "platform-assets"), "land", "--data-dir", str(server.data_dir),
+                        "--batch", "daily", "--days", "2"], check=True, capture_output=True)
 
-            runs = server.runs()
-            assert runs and all(r["status"] == "SUCCESS" for r in runs), [(r["runId"][:8], r["status"]) for r in runs]
-            executed = {run["runId"]: step_hosts(server, run["runId"]) for run in runs}
-            steps = [(step, worker) for found in executed.values() for step, worker in found.items()]
-            assert all(found for found in executed.values()), executed  # no run kept a step on the control host
-            hosts_used = Counter(worker.split("@")[1] for _, worker in steps)
-            assert set(hosts_used) <= set(WORKERS), hosts_used
-            assert any(step.startswith("raw__sales") for step, _ in steps) and any(
-                step.startswith("features__sales_features") for step, _ in steps), steps
-            assert server.query("SELECT count(DISTINCT \"Date\") FROM cleaned.sales") == [(2,)]
+        def downstream_done():
+            return server.latest_materialization("features", "sales_features") and server.idle()
+        server.wait_until(downstream_done, 420, "the loads and the downstream layers")
+
+        runs = server.runs()
+        assert runs and all(r["status"] == "SUCCESS" for r in runs), [(r["runId"][:8], r["status"]) for r in runs]
+        executed = {run["runId"]: step_hosts(server, run["runId"]) for run in runs}
+        steps = [(step, worker) for found in executed.values() for step, worker in found.items()]
+        assert all(found for found in executed.values()), executed  # no run kept a step on the control host
+        hosts_used = Counter(worker.split("@")[1] for _, worker in steps)
+        assert set(hosts_used) <= set(WORKERS), hosts_used
+        assert any(step.startswith("raw__sales") for step, _ in steps) and any(
+            step.startswith("features__sales_features") for step, _ in steps), steps
+        assert server.query("SELECT count(DISTINCT \"Date\") FROM cleaned.sales") == [(2,)]
+
+
+def step_events(server, run_id: str, step: str) -> list[str]:
+    """The event types of one step of a run, in order."""
+    data = server.graphql(
+        """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {
+             __typename ... on MessageEvent { stepKey } } } } }""", {"runId": run_id})
+    return [e["__typename"] for e in data["logsForRun"]["events"] if e.get("stepKey") == step]
+
+
+def test_a_worker_host_killed_mid_load_the_other_host_finishes_it_and_the_file_is_loaded_once(tmp_path):
+    with cluster(tmp_path, **{CELERY_REDELIVER_ENV: "20"}) as (server, hosts):
+        first = land(server.data_dir, days=1)
+        server.wait_until(lambda: server.latest_materialization("raw", "sales") and server.idle(), 300, "a first load")
+
+        (big,) = land(server.data_dir, batch="all", first=date(2013, 1, 2), days=700)  # 780,000 rows
+        run = server.wait_until(lambda: next(iter(server.runs_for_partition(big.path.name)), None), 120,
+                                "the big file's run")
+        worker = server.wait_until(lambda: step_hosts(server, run["runId"]).get("raw__sales"), 120,
+                                   "a worker host taking the big file's load", every=0.2)
+        victim = worker.split("@")[1]
+        hosts[victim].kill_all()  # every process of that host, at once
+        killed_at = time.time()
+        if "ExecutionStepSuccessEvent" in step_events(server, run["runId"], "raw__sales"):
+            pytest.fail("the load finished before its host was killed: land a bigger file")
+
+        survivor = next(name for name in WORKERS if name != victim)
+        server.wait_until(lambda: server.runs_for_partition(big.path.name)[-1]["status"] in ("SUCCESS", "FAILURE"),
+                          600, "the big file's run to end")
+        runs = server.runs_for_partition(big.path.name)
+        print(f"\nkilled {victim}; runs of the file: {[(r['runId'][:8], r['status']) for r in runs]}; "
+              f"{time.time() - killed_at:.0f}s from the kill to the end")
+        assert runs[-1]["status"] == "SUCCESS", [(r["runId"][:8], r["status"]) for r in runs]
+        assert step_hosts(server, runs[-1]["runId"])["raw__sales"].endswith(f"@{survivor}")
+        server.wait_until(server.idle, 300, "the downstream layers")
+
+    rows = dict(server.query("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1"))
+    assert rows == {f.path.name: f.rows for f in [*first, big] if f.path.name.startswith("sales_")}
+    assert server.query("SELECT count(*) FROM (SELECT \"Store\", \"Date\" FROM raw.sales GROUP BY ALL "
+                        "HAVING count(*) > 1)") == [(0,)]
+    ledger = server.query(f"SELECT status, rows FROM ops.landed_files WHERE file_name = '{big.path.name}'")
+    assert ledger == [("loaded", big.rows)]
+    assert len(list((server.data_dir / "archive" / big.path.name).iterdir())) == 1
+    assert not (server.data_dir / "landing" / big.path.name).exists()

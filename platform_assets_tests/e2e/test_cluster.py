@@ -83,17 +83,33 @@ def step_events(server, run_id: str, step: str) -> list[str]:
     return [e["__typename"] for e in data["logsForRun"]["events"] if e.get("stepKey") == step]
 
 
+def load_big_file(server):
+    """A first small load, then a big file (780,000 rows); returns the landed big file, its run and its worker."""
+    first = land(server.data_dir, days=1)
+    server.wait_until(lambda: server.latest_materialization("raw", "sales") and server.idle(), 300, "a first load")
+    (big,) = land(server.data_dir, batch="all", first=date(2013, 1, 2), days=700)
+    run = server.wait_until(lambda: next(iter(server.runs_for_partition(big.path.name)), None), 120,
+                            "the big file's run")
+    worker = server.wait_until(lambda: step_hosts(server, run["runId"]).get("raw__sales"), 120,
+                               "a worker host taking the big file's load", every=0.2)
+    return first, big, run, worker.split("@")[1]
+
+
+def assert_loaded_once(server, first, big) -> None:
+    """Every file's rows in raw once, no key twice, one ledger row, one archived copy, landing empty."""
+    rows = dict(server.query("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1"))
+    assert rows == {f.path.name: f.rows for f in [*first, big] if f.path.name.startswith("sales_")}
+    assert server.query("SELECT count(*) FROM (SELECT \"Store\", \"Date\" FROM raw.sales GROUP BY ALL "
+                        "HAVING count(*) > 1)") == [(0,)]
+    ledger = server.query(f"SELECT status, rows FROM ops.landed_files WHERE file_name = '{big.path.name}'")
+    assert ledger == [("loaded", big.rows)]
+    assert len(list((server.data_dir / "archive" / big.path.name).iterdir())) == 1
+    assert not (server.data_dir / "landing" / big.path.name).exists()
+
+
 def test_a_worker_host_killed_mid_load_the_other_host_finishes_it_and_the_file_is_loaded_once(tmp_path):
     with cluster(tmp_path, **{CELERY_REDELIVER_ENV: "20"}) as (server, hosts):
-        first = land(server.data_dir, days=1)
-        server.wait_until(lambda: server.latest_materialization("raw", "sales") and server.idle(), 300, "a first load")
-
-        (big,) = land(server.data_dir, batch="all", first=date(2013, 1, 2), days=700)  # 780,000 rows
-        run = server.wait_until(lambda: next(iter(server.runs_for_partition(big.path.name)), None), 120,
-                                "the big file's run")
-        worker = server.wait_until(lambda: step_hosts(server, run["runId"]).get("raw__sales"), 120,
-                                   "a worker host taking the big file's load", every=0.2)
-        victim = worker.split("@")[1]
+        first, big, run, victim = load_big_file(server)
         hosts[victim].kill_all()  # every process of that host, at once
         killed_at = time.time()
         if "ExecutionStepSuccessEvent" in step_events(server, run["runId"], "raw__sales"):
@@ -108,12 +124,24 @@ def test_a_worker_host_killed_mid_load_the_other_host_finishes_it_and_the_file_i
         assert runs[-1]["status"] == "SUCCESS", [(r["runId"][:8], r["status"]) for r in runs]
         assert step_hosts(server, runs[-1]["runId"])["raw__sales"].endswith(f"@{survivor}")
         server.wait_until(server.idle, 300, "the downstream layers")
+    assert_loaded_once(server, first, big)
 
-    rows = dict(server.query("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1"))
-    assert rows == {f.path.name: f.rows for f in [*first, big] if f.path.name.startswith("sales_")}
-    assert server.query("SELECT count(*) FROM (SELECT \"Store\", \"Date\" FROM raw.sales GROUP BY ALL "
-                        "HAVING count(*) > 1)") == [(0,)]
-    ledger = server.query(f"SELECT status, rows FROM ops.landed_files WHERE file_name = '{big.path.name}'")
-    assert ledger == [("loaded", big.rows)]
-    assert len(list((server.data_dir / "archive" / big.path.name).iterdir())) == 1
-    assert not (server.data_dir / "landing" / big.path.name).exists()
+
+def test_a_worker_hosts_link_cut_for_30s_mid_load_the_run_finishes_once_it_is_back(tmp_path):
+    # redelivery later than the cut: a network blip must not hand the step out a second time
+    with cluster(tmp_path, **{CELERY_REDELIVER_ENV: "300"}) as (server, hosts):
+        first, big, run, cut = load_big_file(server)
+        hosts[cut].plug(False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the cut lasts 30 s (the scenario), whatever happens meanwhile
+            assert server.runs_for_partition(big.path.name)[-1]["status"] not in ("FAILURE", "CANCELED")
+            time.sleep(2)
+        hosts[cut].plug(True)
+        server.wait_until(lambda: server.runs_for_partition(big.path.name)[-1]["status"] in ("SUCCESS", "FAILURE"),
+                          600, "the big file's run to end")
+        runs = server.runs_for_partition(big.path.name)
+        assert [r["status"] for r in runs] == ["SUCCESS"], runs
+        executions = [e for e in step_events(server, run["runId"], "raw__sales") if e == "ExecutionStepStartEvent"]
+        assert len(executions) == 1 and step_hosts(server, run["runId"])["raw__sales"].endswith(f"@{cut}")
+        server.wait_until(server.idle, 300, "the downstream layers")
+    assert_loaded_once(server, first, big)

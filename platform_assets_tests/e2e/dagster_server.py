@@ -152,16 +152,21 @@ def fresh_postgres_database(server_url: str):
     import psycopg2
 
     name = f"dagster_e2e_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
+
+    def as_admin(statement: str) -> None:  # a connection each time: a test may restart the server meanwhile
+        admin = psycopg2.connect(server_url)
+        admin.autocommit = True
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            admin.close()
+
+    as_admin(f"CREATE DATABASE {name}")
     try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name}")
         yield server_url.rsplit("/", 1)[0] + "/" + name
     finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+        as_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def free_port() -> int:

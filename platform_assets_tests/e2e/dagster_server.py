@@ -24,10 +24,10 @@ class DagsterServer:
 
     def warehouse(self, **kwargs) -> Warehouse:
         """The lake the server's runs write (its catalog password, if any, from this process's PGPASSWORD)."""
-        if "PLATFORM_LAKE_CATALOG" in self.env:
-            return Warehouse(catalog=self.env["PLATFORM_LAKE_CATALOG"], data_path=self.env["PLATFORM_LAKE_DATA_PATH"],
-                             **kwargs)
-        return Warehouse.embedded(self.data_dir, **kwargs)
+        embedded = Warehouse.embedded(self.data_dir, **kwargs)
+        return Warehouse(catalog=self.env.get("PLATFORM_LAKE_CATALOG", embedded.catalog),
+                         data_path=self.env.get("PLATFORM_LAKE_DATA_PATH", embedded.data_path),
+                         spill_dir=embedded.spill_dir, **kwargs)
 
     def query(self, sql: str) -> list[tuple]:
         """Read the lake as any reader would: read-only, while runs may be writing."""

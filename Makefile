@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench bench-incremental bench-latency bench-scale soak chromium nginx redis postgres sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental bench-latency bench-scale bench-cluster soak chromium nginx redis postgres sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,12 @@ bench: install
 SCALE_ARGS ?=
 bench-scale: install
 	$(BIN)/python benchmarks/scale.py $(SCALE_ARGS)
+
+# Scale-out (a few minutes; root, for the hosts' network namespaces): the same backfill of daily
+# files with one worker host and with two, e.g. CLUSTER_ARGS="--files 48".
+CLUSTER_ARGS ?=
+bench-cluster: install redis
+	PLATFORM_TEST_POSTGRES_URL=$$(./deploy/postgres.sh) $(BIN)/python benchmarks/cluster.py $(CLUSTER_ARGS)
 
 bench-incremental: install
 	$(BIN)/python benchmarks/incremental.py

@@ -1,5 +1,7 @@
 """The benchmark harness runs end to end, and its pandas baseline computes what the platform computes."""
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +41,20 @@ def test_pipeline_benchmark_smoke():
     platform_rows = [int(line.split()[5].replace(",", "")) for line in table.splitlines()
                      if line.startswith("platform full")]
     assert platform_rows[1] > 3.9 * platform_rows[0]  # 4x the stores really is ~4x the rows
+
+
+@pytest.mark.e2e
+def test_cluster_benchmark_smoke():
+    """`make bench-cluster` on tiny data: both configurations finish, every step on the workers it had."""
+    if not os.environ.get("PLATFORM_TEST_POSTGRES_URL"):
+        pytest.skip("PLATFORM_TEST_POSTGRES_URL is not set: run `make postgres` first (.ci/run does)")
+    done = subprocess.run([sys.executable, "benchmarks/cluster.py", "--smoke"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = (line for line in done.stdout.splitlines() if "worker host(s):" in line)
+    assert "{'worker-1': " in one and "worker-2" not in one  # one host did every step
+    assert set(re.findall(r"'(worker-\d)'", two)) <= {"worker-1", "worker-2"}
+    assert re.search(r"speed-up with two worker hosts: \d+\.\d\dx", done.stdout)
 
 
 def test_scale_benchmark_smoke(tmp_path):

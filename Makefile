@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench bench-incremental bench-latency bench-scale bench-cluster soak chromium nginx redis postgres sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental bench-latency bench-scale bench-cluster soak cluster cluster-down chromium nginx redis postgres sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,15 @@ redis:
 #   export PLATFORM_TEST_POSTGRES_URL=$$(make -s postgres) && make test
 postgres:
 	@./deploy/postgres.sh
+
+# The production shape on this machine (root): worker hosts, Redis, SeaweedFS, PostgreSQL, the daemon,
+# two webservers behind the door; lands the sample data and prints where to log in. E.g. CLUSTER_UP_ARGS="--days 30".
+CLUSTER_UP_ARGS ?=
+cluster: install nginx redis
+	$(BIN)/python deploy/local_cluster.py up $(CLUSTER_UP_ARGS)
+
+cluster-down:
+	$(BIN)/python deploy/local_cluster.py down
 
 clean:
 	rm -rf data .dagster_home

@@ -21,38 +21,22 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from platform_assets.sample_data.land import land  # noqa: E402
-from platform_assets.settings import CELERY_BROKER_ENV  # noqa: E402
-from platform_assets_tests.e2e.dagster_server import BIN, REPO, dagster_dev, fresh_postgres_database  # noqa: E402
+from platform_assets_tests.e2e.dagster_server import dagster_dev  # noqa: E402
 from platform_assets_tests.e2e.test_cluster import step_hosts  # noqa: E402
-from platform_assets_tests.fixtures.hosts import forward, network, redis  # noqa: E402
+from platform_assets_tests.fixtures.cluster import INSTANCE, production_services, start_workers  # noqa: E402
+
 
 def backfill(folder: Path, workers: int, files: int, n_stores: int, server_url: str) -> dict:
     """Seconds from landing ``files`` daily files to their features, with ``workers`` worker hosts."""
     with ExitStack() as stack:
-        net = stack.enter_context(network())
-        broker = stack.enter_context(redis([net.gateway], folder / "redis"))
-        postgres = urlsplit(server_url)
-        relay = stack.enter_context(forward(net.gateway, (postgres.hostname, postgres.port)))
-        dagster_db = urlsplit(stack.enter_context(fresh_postgres_database(server_url)))
-        lake_db = urlsplit(stack.enter_context(fresh_postgres_database(server_url)))
-        env = {"DAGSTER_PG_HOST": net.gateway, "DAGSTER_PG_PORT": str(relay), "DAGSTER_PG_DB": dagster_db.path[1:],
-               "DAGSTER_PG_USER": dagster_db.username, "DAGSTER_PG_PASSWORD": dagster_db.password,
-               "PLATFORM_LAKE_CATALOG": f"postgres:dbname={lake_db.path[1:]} host={net.gateway} port={relay} "
-                                        f"user={lake_db.username}",
-               "PGPASSWORD": lake_db.password, "PLATFORM_LAKE_DATA_PATH": f"{folder / 'shared' / 'lake'}/",
-               CELERY_BROKER_ENV: broker}
-        os.environ["PGPASSWORD"] = lake_db.password  # this process reads the lake's catalog too
-        server = stack.enter_context(dagster_dev(folder / "control", env=env,
-                                                 instance_yaml=REPO / "deploy" / "dagster.postgres.yaml"))
-        for n in range(1, workers + 1):
-            net.host(f"worker-{n}").start(
-                [str(BIN / "celery"), "-A", "platform_assets.execution", "worker", "-Q", "dagster", "-c", "1",
-                 "-n", f"worker-{n}@%h", "--loglevel", "WARNING"], folder / f"worker-{n}.log", env=server.env, cwd=REPO)
+        services = stack.enter_context(production_services(folder, server_url, object_store=False))
+        os.environ["PGPASSWORD"] = services.env["PGPASSWORD"]  # this process reads the lake's catalog too
+        server = stack.enter_context(dagster_dev(folder / "control", env=services.env, instance_yaml=INSTANCE))
+        start_workers(services.net, [f"worker-{n}" for n in range(1, workers + 1)], server.env, folder, "WARNING")
 
         setup = land(server.data_dir, days=1, n_stores=n_stores)  # the store master and a first day
         server.wait_until(lambda: server.latest_materialization("features", "sales_features") and server.idle(), 600,

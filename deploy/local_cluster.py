@@ -23,15 +23,12 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from platform_assets.settings import CELERY_BROKER_ENV  # noqa: E402
-from platform_assets_tests.e2e.dagster_server import BIN, fresh_postgres_database, free_port  # noqa: E402
-from platform_assets_tests.fixtures.hosts import forward, network, redis  # noqa: E402
-from platform_assets_tests.fixtures.object_store import seaweedfs  # noqa: E402
+from platform_assets_tests.e2e.dagster_server import BIN, free_port  # noqa: E402
+from platform_assets_tests.fixtures.cluster import INSTANCE, production_services, start_workers  # noqa: E402
 
 WORKERS = ("worker-1", "worker-2")
 READY = "cluster ready"
@@ -46,25 +43,13 @@ def up(folder: Path, days: int | None, door_port: int) -> None:
         stack.callback((folder / "pid").unlink, missing_ok=True)
         server_url = subprocess.run([str(REPO / "deploy" / "postgres.sh")], check=True, capture_output=True,
                                     text=True).stdout.strip()
-        net = stack.enter_context(network())
-        broker = stack.enter_context(redis([net.gateway], folder / "redis"))
-        store = stack.enter_context(seaweedfs(folder / "object_store", ("lake",), address=net.gateway))
-        postgres = urlsplit(server_url)
-        relay = stack.enter_context(forward(net.gateway, (postgres.hostname, postgres.port)))
-        dagster_db = urlsplit(stack.enter_context(fresh_postgres_database(server_url)))
-        lake_db = urlsplit(stack.enter_context(fresh_postgres_database(server_url)))
+        services = stack.enter_context(production_services(folder, server_url, object_store=True))
         home, data = folder / "dagster_home", folder / "data"
         home.mkdir(exist_ok=True)
-        (home / "dagster.yaml").write_text((REPO / "deploy" / "dagster.postgres.yaml").read_text())
+        (home / "dagster.yaml").write_text(INSTANCE.read_text())
         webserver, read_only = free_port(), free_port()
-        env = {**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_DATA_DIR": str(data),
-               "DAGSTER_PG_HOST": net.gateway, "DAGSTER_PG_PORT": str(relay), "DAGSTER_PG_DB": dagster_db.path[1:],
-               "DAGSTER_PG_USER": dagster_db.username, "DAGSTER_PG_PASSWORD": dagster_db.password,
-               "PLATFORM_LAKE_CATALOG": f"postgres:dbname={lake_db.path[1:]} host={net.gateway} port={relay} "
-                                        f"user={lake_db.username}",
-               "PGPASSWORD": lake_db.password, "PLATFORM_LAKE_DATA_PATH": "s3://lake/",
-               CELERY_BROKER_ENV: broker, "PLATFORM_UI_URL": f"https://127.0.0.1:{door_port}",
-               **store.env("lake-writer")}
+        env = {**os.environ, **services.env, "DAGSTER_HOME": str(home), "PLATFORM_DATA_DIR": str(data),
+               "PLATFORM_UI_URL": f"https://127.0.0.1:{door_port}"}
 
         def control(name: str, command: list[str], extra: dict | None = None) -> None:
             with (folder / f"{name}.log").open("w") as log:
@@ -77,11 +62,7 @@ def up(folder: Path, days: int | None, door_port: int) -> None:
                               "-p", str(webserver)])
         control("webserver-read-only", [str(BIN / "dagster-webserver"), "--read-only", "-w", "workspace.yaml",
                                         "-h", "127.0.0.1", "-p", str(read_only)])
-        hosts = {name: net.host(name) for name in WORKERS}
-        for name, host in hosts.items():
-            host.start([str(BIN / "celery"), "-A", "platform_assets.execution", "worker", "-Q", "dagster",
-                                  "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO"],
-                                 folder / f"{name}.log", env=env, cwd=REPO)
+        hosts = start_workers(services.net, WORKERS, env, folder)
 
         passwords = {"operator": secrets.token_urlsafe(12), "viewer": secrets.token_urlsafe(12)}
         for role, password in passwords.items():
@@ -103,7 +84,7 @@ def up(folder: Path, days: int | None, door_port: int) -> None:
         subprocess.run([*land, *(["--days", str(days)] if days else [])], check=True, capture_output=True, env=env)
         info = {"operators": f"https://127.0.0.1:{door_port}", "viewers": f"https://127.0.0.1:{door_port + 1}",
                 "passwords": passwords, "certificate": str(cert), "hosts": {name: host.address for name, host in hosts.items()},
-                "object_store": store.endpoint, "reader_identity": store.env("lake-reader"),
+                "object_store": services.store.endpoint, "reader_identity": services.store.env("lake-reader"),
                 "lake_catalog": env["PLATFORM_LAKE_CATALOG"], "folder": str(folder)}
         (folder / "cluster.json").write_text(json.dumps(info, indent=2))
         print(f"{READY}: the UI at {info['operators']} (user operator, password {passwords['operator']}), "

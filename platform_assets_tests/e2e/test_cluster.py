@@ -18,7 +18,8 @@ import pytest
 
 from platform_assets.sample_data.land import land
 from platform_assets.settings import CELERY_BROKER_ENV, CELERY_REDELIVER_ENV
-from platform_assets_tests.e2e.dagster_server import BIN, REPO, dagster_dev
+from platform_assets_tests.e2e.dagster_server import BIN, dagster_dev
+from platform_assets_tests.fixtures.cluster import start_workers
 from platform_assets_tests.fixtures.hosts import network, redis
 
 pytestmark = pytest.mark.e2e
@@ -45,13 +46,7 @@ def cluster(tmp_path, **env):
     """Redis on the control host's address, `dagster dev` sending steps to it, and the worker hosts."""
     with network() as net, redis([net.gateway], tmp_path / "redis") as broker:
         with dagster_dev(tmp_path / "control", env={CELERY_BROKER_ENV: broker, **env}) as server:
-            hosts = {}
-            for name in WORKERS:
-                hosts[name] = net.host(name)
-                hosts[name].start([str(BIN / "celery"), "-A", "platform_assets.execution", "worker", "-Q", "dagster",
-                                   "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO"],
-                                  tmp_path / f"{name}.log", env=server.env, cwd=REPO)
-            yield server, hosts
+            yield server, start_workers(net, WORKERS, server.env, tmp_path)
 
 
 def test_every_step_runs_on_a_worker_host(tmp_path):

@@ -9,22 +9,18 @@ the machine's file system (object storage for it is not built yet).
 """
 
 import os
-import subprocess
 import sys
 from contextlib import ExitStack
-from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
 
 from platform_assets.resources import Warehouse
 from platform_assets.sample_data.land import land
-from platform_assets.settings import CELERY_BROKER_ENV
 from platform_assets.warehouse import digests
-from platform_assets_tests.e2e.dagster_server import BIN, REPO, dagster_dev, fresh_postgres_database
+from platform_assets_tests.e2e.dagster_server import REPO, dagster_dev
 from platform_assets_tests.e2e.test_cluster import WORKERS, step_hosts
-from platform_assets_tests.fixtures.hosts import forward, network, redis
-from platform_assets_tests.fixtures.object_store import seaweedfs
+from platform_assets_tests.fixtures.cluster import INSTANCE, production_services, start_workers
 from platform_assets_tests.test_object_storage_lake import build_all
 
 pytestmark = pytest.mark.e2e
@@ -80,24 +76,10 @@ def test_the_whole_story_on_hosts(tmp_path, monkeypatch):
     if not server_url:
         pytest.skip("PLATFORM_TEST_POSTGRES_URL is not set: run `make postgres` first (.ci/run does)")
     with ExitStack() as stack:
-        net = stack.enter_context(network())
-        broker = stack.enter_context(redis([net.gateway], tmp_path / "redis"))
-        store = stack.enter_context(seaweedfs(tmp_path / "object_store", ("lake",), address=net.gateway))
-        postgres = urlsplit(server_url)
-        relay = stack.enter_context(forward(net.gateway, (postgres.hostname, postgres.port)))
-        dagster_db = urlsplit(stack.enter_context(fresh_postgres_database(server_url)))
-        lake_db = urlsplit(stack.enter_context(fresh_postgres_database(server_url)))
-        catalog = f"postgres:dbname={lake_db.path[1:]} host={net.gateway} port={relay}"
-        env = {"DAGSTER_PG_HOST": net.gateway, "DAGSTER_PG_PORT": str(relay), "DAGSTER_PG_DB": dagster_db.path[1:],
-               "DAGSTER_PG_USER": dagster_db.username, "DAGSTER_PG_PASSWORD": dagster_db.password,
-               "PLATFORM_LAKE_CATALOG": f"{catalog} user={lake_db.username}", "PGPASSWORD": lake_db.password,
-               "PLATFORM_LAKE_DATA_PATH": "s3://lake/", CELERY_BROKER_ENV: broker, **store.env("lake-writer")}
-        server = stack.enter_context(dagster_dev(tmp_path / "control", env=env,
-                                                 instance_yaml=REPO / "deploy" / "dagster.postgres.yaml"))
-        for name in WORKERS:
-            net.host(name).start([str(BIN / "celery"), "-A", "platform_assets.execution", "worker", "-Q", "dagster",
-                                  "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO"],
-                                 tmp_path / f"{name}.log", env=server.env, cwd=REPO)
+        services = stack.enter_context(production_services(tmp_path, server_url, object_store=True))
+        net, store, env, lake_db = services.net, services.store, services.env, services.lake_database
+        server = stack.enter_context(dagster_dev(tmp_path / "control", env=env, instance_yaml=INSTANCE))
+        start_workers(net, WORKERS, server.env, tmp_path)
 
         landed = land(server.data_dir, days=DAYS)
         expected_rows = sum(f.rows for f in landed if f.path.name.startswith("sales_"))
@@ -135,7 +117,7 @@ def test_the_whole_story_on_hosts(tmp_path, monkeypatch):
         role, password = read_only_role(server_url, lake_db.path[1:])
         stack.callback(drop_role, server_url, lake_db.path[1:], role)
         reader_env = {**os.environ, **store.env("lake-reader"), "PLATFORM_DATA_DIR": str(tmp_path / "reader"),
-                      "PLATFORM_LAKE_CATALOG": f"{catalog} user={role}", "PGPASSWORD": password,
+                      "PLATFORM_LAKE_CATALOG": f"{services.catalog} user={role}", "PGPASSWORD": password,
                       "PLATFORM_LAKE_DATA_PATH": "s3://lake/"}
         files_before = store.keys("lake")
         reader = net.host("reader")

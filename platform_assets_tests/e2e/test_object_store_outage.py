@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from platform_assets.resources import Warehouse
 from platform_assets.sample_data.land import land
 from platform_assets_tests.e2e.dagster_server import dagster_dev
 from platform_assets_tests.fixtures.object_store import seaweedfs

@@ -51,10 +51,11 @@ def test_cluster_benchmark_smoke():
     done = subprocess.run([sys.executable, "benchmarks/cluster.py", "--smoke"], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    one, two = (line for line in done.stdout.splitlines() if "worker host(s):" in line)
+    one, two = (line for line in done.stdout.splitlines() if "steps by host" in line)
     assert "{'worker-1': " in one and "worker-2" not in one  # one host did every step
     assert set(re.findall(r"'(worker-\d)'", two)) <= {"worker-1", "worker-2"}
     assert re.search(r"speed-up with two worker hosts: \d+\.\d\dx", done.stdout)
+    assert len(re.findall(r"of its CPU on the workers' steps", done.stdout)) == 2
 
 
 def test_scale_benchmark_smoke(tmp_path):

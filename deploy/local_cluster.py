@@ -80,6 +80,7 @@ def up(folder: Path, days: int | None, door_port: int) -> None:
 
         for port in (webserver, read_only):
             _wait_for_webserver(port, folder)
+        _wait_for_port(door_port, folder)
         land = [str(BIN / "platform-assets"), "land", "--data-dir", str(data), "--batch", "all", "--weather"]
         subprocess.run([*land, *(["--days", str(days)] if days else [])], check=True, capture_output=True, env=env)
         info = {"operators": f"https://127.0.0.1:{door_port}", "viewers": f"https://127.0.0.1:{door_port + 1}",
@@ -111,6 +112,21 @@ def _wait_for_webserver(port: int, folder: Path, timeout: float = 300) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the webserver on port {port} did not answer in {timeout:.0f}s; logs in {folder}")
             time.sleep(1)
+
+
+def _wait_for_port(port: int, folder: Path, timeout: float = 60) -> None:
+    """Until something listens on the port (the door: nginx checks its configuration first)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the door did not listen on port {port} in {timeout:.0f}s; see {folder}/door.log")
+            time.sleep(0.5)
 
 
 def _stop_group(process: subprocess.Popen) -> None:

@@ -62,8 +62,8 @@ def duckdb_scan(data_dir: Path, write: bool = False) -> tuple[int, float]:
         started = time.perf_counter()
         conn.execute("SET preserve_insertion_order = false")
         rows = 0
-        for number, path in enumerate(_sales_files(data_dir / "landing")):
-            rows += stage_csv(conn, path, sales, "staged")
+        for number, file in enumerate(_sales_files(data_dir / "landing")):
+            rows += stage_csv(conn, file, sales, "staged")
             if write:
                 conn.execute(f"COPY staged TO '{data_dir / f'floor_{number}.parquet'}' (FORMAT parquet, COMPRESSION lz4)")
         return rows, time.perf_counter() - started
@@ -127,8 +127,10 @@ CHILDREN = {"duckdb scan": duckdb_scan, "duckdb scan+write": lambda data_dir: du
             "platform full": platform, "platform +1 day": platform}
 
 
-def _sales_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("sales_*.csv"))
+def _sales_files(folder: Path) -> list:
+    from platform_assets.storage import Place
+
+    return sorted((e for e in Place(str(folder)).entries() if e.name.startswith("sales_")), key=lambda e: e.name)
 
 
 def child(scenario: str, data_dir: Path, profile: Path | None) -> None:

@@ -1,7 +1,8 @@
 """The production shape on one machine, in one command: `make cluster` (up) and `make cluster-down`.
 
     up    worker hosts (network namespaces with their own addresses and hostnames, on a bridge),
-          Redis (the Celery broker), SeaweedFS (the lake's bucket, one S3 identity per role),
+          Redis (the Celery broker), SeaweedFS (the lake's bucket and the landing zone's: landing,
+          archive, quarantine; one S3 identity per role),
           PostgreSQL (Dagster's storage and the lake's catalog; Debian's, via deploy/postgres.sh),
           on the control host the daemon, a webserver and a read-only one on loopback, and the
           door (deploy/door.sh: nginx with passwords and TLS) in front of them; lands the sample
@@ -9,8 +10,8 @@
     down  stops a running cluster and removes everything it made (hosts, links, processes,
           its databases); its folder (.cluster/ by default) is kept for its logs.
 
-The landing folder is still on the machine's disk (shared by the hosts): object storage for it
-is not built yet. Needs root (network namespaces), Debian's nginx and redis-server.
+Nothing of the data is on the machine's disk: `platform-assets land` uploads the sample into
+s3://landing/. Needs root (network namespaces), Debian's nginx and redis-server.
 """
 
 import argparse

@@ -77,26 +77,26 @@ def main(argv: list[str] | None = None) -> int:
         message = error.description if isinstance(error, LakeError) else str(error).splitlines()[0]
         print(f"platform-assets {args.command}: {message}", file=sys.stderr)
         return 1
-    data_dir = args.data_dir.resolve() if args.data_dir else Settings.from_env().data_dir
+    settings = Settings.from_env(data_dir=args.data_dir)
+    data_dir, landing = settings.data_dir, LandingZone.from_settings(settings)
     if args.files:
-        landing = LandingZone(data_dir=str(data_dir))
         for source in args.files:
             try:
                 print(f"landed {landing.drop(source).name}: {source.stat().st_size:,} bytes")
-            except OSError as error:
-                parser.error(f"{source}: {error.strerror or error}")
+            except (OSError, ValueError) as error:
+                parser.error(f"{source}: {getattr(error, 'strerror', None) or error}")
         return 0
     try:
         landed = land(data_dir, batch=args.batch, first=args.first, days=args.days,
                       seed=args.seed, n_stores=args.n_stores, stores=args.stores, if_empty=args.if_empty,
-                      weather=args.weather)
+                      weather=args.weather, zone=landing)
     except ValueError as error:
         parser.error(str(error))
     if not landed and args.if_empty:
-        print(f"{data_dir / 'landing'}: files already landed, nothing to do")
+        print(f"{landing.landing}: files already landed, nothing to do")
     for file in landed:
         print(f"landed {file.path.name}: {file.rows:,} rows")
-    print(f"{sum(f.rows for f in landed):,} rows in {len(landed)} file(s) -> {data_dir / 'landing'}")
+    print(f"{sum(f.rows for f in landed):,} rows in {len(landed)} file(s) -> {landing.landing}")
     return 0
 
 

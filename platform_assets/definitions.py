@@ -48,7 +48,7 @@ defs = dg.Definitions(
     executor=execution.executor(),  # in the run's process, or on Celery workers (the cluster profile)
     resources={
         "warehouse": Warehouse.from_settings(settings),
-        "landing": LandingZone(data_dir=str(settings.data_dir)),
+        "landing": LandingZone.from_settings(settings),
         "models": ModelStore(models_dir=str(settings.models_dir)),
     },
 )

@@ -9,12 +9,11 @@ excerpts (``excerpts.py``), so a 10 MB line makes a reason of a few hundred byte
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 
-from platform_assets.excerpts import excerpt, names
 from platform_assets.datasets.component import LandedDataset
+from platform_assets.excerpts import excerpt, names
+from platform_assets.storage import Entry
 
 # A header longer than this is not one: it is read no further and the file is quarantined.
 MAX_HEADER_BYTES = 64 * 1024
@@ -24,18 +23,20 @@ class BadFile(Exception):
     """A landed file that cannot be loaded; the message is the quarantine reason."""
 
 
-def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, dataset: LandedDataset, table: str) -> int:
-    """Parse ``path`` into temp table ``table`` with the dataset's columns in order; return its rows.
+def stage_csv(conn: duckdb.DuckDBPyConnection, source: Entry, dataset: LandedDataset, table: str) -> int:
+    """Parse ``source`` into temp table ``table`` with the dataset's columns in order; return its rows.
+
+    DuckDB reads it where it is: a local path, or an object (``s3://``) through httpfs.
 
     Raises BadFile with a reason naming the file (and line, where DuckDB knows it).
     """
     parse, expected = dataset.parse, [c.name for c in dataset.columns]
-    header = _read_header(path, dataset) if parse.header else expected
+    header = _read_header(source, dataset) if parse.header else expected
     if sorted(header) != sorted(expected):
         missing = [c for c in expected if c not in header]
         unexpected = [c for c in header if c not in expected]
         raise BadFile(
-            f"{path.name}: header does not match the {dataset.name} schema (expected "
+            f"{source.name}: header does not match the {dataset.name} schema (expected "
             f"{parse.delimiter.join(expected)}; found {len(header):,} column(s))"
             + (f"; missing columns: {', '.join(missing)}" if missing else "")
             + (f"; unexpected columns: {names(unexpected)}" if unexpected else "")
@@ -51,28 +52,28 @@ def stage_csv(conn: duckdb.DuckDBPyConnection, path: Path, dataset: LandedDatase
             "$path, header = $header, columns = $columns, auto_detect = false, delim = $delim, quote = $quote, "
             "escape = $quote, dateformat = $dateformat, decimal_separator = $decimal, encoding = $encoding, "
             "strict_mode = true)",
-            {"path": str(path), "columns": columns, "header": parse.header, "delim": parse.delimiter,
+            {"path": source.url, "columns": columns, "header": parse.header, "delim": parse.delimiter,
              "quote": parse.quote, "dateformat": parse.date_format, "decimal": parse.decimal_separator,
              "encoding": parse.encoding},
         )
     except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
-        raise BadFile(f"{path.name}: {excerpt(_first_paragraph(str(error)))}") from None
+        raise BadFile(f"{source.name}: {excerpt(_first_paragraph(str(error)))}") from None
     return conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
-def _read_header(path: Path, dataset: LandedDataset) -> list[str]:
+def _read_header(source: Entry, dataset: LandedDataset) -> list[str]:
     parse = dataset.parse
-    with path.open("rb") as handle:
+    with source.open() as handle:
         first_line = handle.readline(MAX_HEADER_BYTES + 1)
     if not first_line.strip():
-        raise BadFile(f"{path.name}: file is empty (no header line)")
+        raise BadFile(f"{source.name}: file is empty (no header line)")
     if len(first_line) > MAX_HEADER_BYTES and not first_line.endswith(b"\n"):
-        raise BadFile(f"{path.name}: line 1 is longer than {MAX_HEADER_BYTES:,} bytes, so it is not the header of "
+        raise BadFile(f"{source.name}: line 1 is longer than {MAX_HEADER_BYTES:,} bytes, so it is not the header of "
                       f"the {dataset.name} schema (expected {parse.delimiter.join(c.name for c in dataset.columns)})")
     try:
         text = first_line.decode("utf-8-sig" if parse.encoding == "utf-8" else parse.encoding)
     except UnicodeDecodeError as error:
-        raise BadFile(f"{path.name}: line 1 is not {parse.encoding} ({error.reason} at byte {error.start})") from None
+        raise BadFile(f"{source.name}: line 1 is not {parse.encoding} ({error.reason} at byte {error.start})") from None
     return [name.strip().strip(parse.quote) for name in text.rstrip("\r\n").split(parse.delimiter)]
 
 

@@ -1,4 +1,4 @@
-"""The resources assets use: the lake (``warehouse/``), the landing zone and the model store."""
+"""The resources assets use: the lake (``warehouse/``), the landing zone (over ``storage.py``) and the model store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import hashlib
 import itertools
 import os
 import re
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import dagster as dg
 
 from platform_assets.excerpts import excerpt
 from platform_assets.settings import Settings
+from platform_assets.storage import Entry, Place
 from platform_assets.warehouse.lake import Warehouse
 
 __all__ = ["LandingZone", "ModelStore", "Warehouse", "landing_outcome"]
@@ -26,121 +26,120 @@ ARCHIVE_HASH_CHARS = 12
 
 
 class LandingZone(dg.ConfigurableResource):
-    """The folder upstream drops files into, with archive/ and quarantine/ beside it.
+    """Where upstream drops files (landing), with the archive and the quarantine beside it.
 
-    Everything in landing/ comes from outside: any name, any kind of entry. A file
-    is loaded from landing/ (or from its archived version when a partition is
-    re-materialized); every landed version is copied into ``archive/<name>/`` before
-    its rows commit and is never overwritten. An entry that cannot be loaded is
-    quarantined under a safe name with a ``<name>.reason.txt``, never overwriting
-    an earlier one.
+    Each is a folder (by default ``landing/``, ``archive/`` and ``quarantine/`` in the data
+    directory) or an object-store prefix, by URL (``storage.py``). Everything in landing
+    comes from outside: any name, any kind of entry. A file is loaded from landing (or from
+    its archived version when a partition is re-materialized); every landed version is
+    copied into ``archive/<name>/`` before its rows commit and is never overwritten. An entry
+    that cannot be loaded is quarantined under a safe name with a ``<name>.reason.txt``,
+    never overwriting an earlier one.
     """
 
-    data_dir: str
+    data_dir: str = ""
+    landing_url: str = ""
+    archive_url: str = ""
+    quarantine_url: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LandingZone:
+        return cls(data_dir=str(settings.data_dir), landing_url=settings.landing_url,
+                   archive_url=settings.archive_url, quarantine_url=settings.quarantine_url)
 
     @property
-    def landing(self) -> Path:
-        return Path(self.data_dir) / "landing"
+    def landing(self) -> Place:
+        return Place(self.landing_url or os.path.join(self.data_dir, "landing"))
 
     @property
-    def archive(self) -> Path:
-        return Path(self.data_dir) / "archive"
+    def archive(self) -> Place:
+        return Place(self.archive_url or os.path.join(self.data_dir, "archive"))
 
     @property
-    def quarantine(self) -> Path:
-        return Path(self.data_dir) / "quarantine"
+    def quarantine(self) -> Place:
+        return Place(self.quarantine_url or os.path.join(self.data_dir, "quarantine"))
 
-    def entries(self) -> list[Path]:
-        """Everything waiting in landing/ (files or not), by name; hidden entries are still being written."""
-        if not self.landing.is_dir():
-            return []
-        return sorted(p for p in self.landing.iterdir() if not p.name.startswith("."))
+    def entries(self) -> list[Entry]:
+        """Everything waiting in landing (files or not), by name; hidden entries are still being written."""
+        return sorted((e for e in self.landing.entries() if not e.name.startswith(".")), key=lambda e: e.name)
 
-    def landed(self, name: str) -> Path | None:
-        """The regular file of that name waiting in landing/, if there is one."""
-        landed = self.landing / name
-        return landed if landed.is_file() and not landed.is_symlink() else None
+    def landed(self, name: str) -> Entry | None:
+        """The regular file of that name waiting in landing, if there is one."""
+        entry = self.landing.entry(name)
+        return entry if entry is not None and entry.kind == "file" else None
 
-    def locate(self, name: str, loaded_hash: str | None = None) -> Path:
-        """The file to load: the one in landing/, else the archived copy of the version loaded before."""
+    def locate(self, name: str, loaded_hash: str | None = None) -> Entry:
+        """The file to load: the one in landing, else the archived copy of the version loaded before."""
         landed = self.landed(name)
         if landed is not None:
             return landed
         archived = self.archived(name, loaded_hash) if loaded_hash else None
         if archived is not None:
             return archived
-        reason = self.quarantine / f"{name}.reason.txt"
-        if reason.is_file():
-            raise FileNotFoundError(f"{name} was quarantined: {reason.read_text().strip()}")
-        raise FileNotFoundError(f"{name} is neither in {self.landing} nor archived in {self.archive / name}")
+        if self.quarantine.exists(f"{name}.reason.txt"):
+            reason = self.quarantine.read_text(f"{name}.reason.txt").strip()
+            raise FileNotFoundError(f"{name} was quarantined: {reason}")
+        raise FileNotFoundError(f"{name} is neither in {self.landing} nor archived in {self.archive.url_of(name)}")
 
-    def drop(self, source: Path) -> Path:
-        """Put a copy of ``source`` into landing/ the way a careful upstream does: under a hidden name, then
-        renamed, so the sensor never sees half of it (and, dated back by the quiet period, takes it at once)."""
+    def drop(self, source: Path) -> Entry:
+        """Put a copy of ``source`` into landing the way a careful upstream does: whole or not at all, so the
+        sensor never sees half of it. A folder's copy is dated back by the quiet period, so it is taken at once."""
+        source = Path(source)
         if not source.is_file():
             raise FileNotFoundError(errno.ENOENT, "not a regular file", str(source))
-        self.landing.mkdir(parents=True, exist_ok=True)
-        target, temporary = self.landing / source.name, self.landing / f".{source.name}.tmp"
-        shutil.copyfile(source, temporary)
         settled = datetime.now(UTC).timestamp() - Settings.from_env().landing_quiet_seconds
-        os.utime(temporary, (settled, settled))
-        os.replace(temporary, target)
-        return target
+        self.landing.copy_whole(Place(str(source.parent)).entry(source.name), source.name, modified=settled)
+        return self.landing.entry(source.name)
 
-    def archived(self, name: str, digest: str) -> Path | None:
+    def archived(self, name: str, digest: str) -> Entry | None:
         """The newest archived copy of this content of ``name``, if any."""
-        copies = sorted((self.archive / name).glob(f"*-{digest[:ARCHIVE_HASH_CHARS]}{Path(name).suffix}"))
+        suffix = f"-{digest[:ARCHIVE_HASH_CHARS]}{Path(name).suffix}"
+        copies = sorted((e for e in self.archive.entries(name) if e.name.endswith(suffix)), key=lambda e: e.name)
         return copies[-1] if copies else None
 
-    def archive_copy(self, path: Path, digest: str, landed_at: datetime) -> tuple[Path, bool]:
-        """Keep this landing of ``path`` in archive/ before its rows commit: one copy per landing, never overwritten.
+    def archive_copy(self, entry: Entry, digest: str, landed_at: datetime) -> tuple[Entry, bool]:
+        """Keep this landing of ``entry`` in the archive before its rows commit: one copy per landing, never
+        overwritten.
 
         Returns the copy and whether this call made it. Idempotent: a retried load of the
         same landing finds its copy. A copy cut short (a full disk) leaves nothing behind.
         """
-        folder = self.archive / path.name
-        target = folder / f"{landed_at.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{digest[:ARCHIVE_HASH_CHARS]}{path.suffix}"
-        if path.parent == folder:  # re-materialized from its archived copy
-            return path, False
-        if target.is_file():
-            return target, False
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{target.name}.tmp"
+        if entry.is_in(self.archive):  # re-materialized from its archived copy
+            return entry, False
+        key = f"{entry.name}/{landed_at.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{digest[:ARCHIVE_HASH_CHARS]}" \
+              f"{Path(entry.name).suffix}"
+        existing = self.archive.entry(key)
+        if existing is not None:
+            return existing, False
         try:
-            shutil.copyfile(path, temporary)
-            os.replace(temporary, target)
+            self.archive.copy_whole(entry, key)
         except BaseException:
-            temporary.unlink(missing_ok=True)
-            self.discard_archive_copy(target)
+            self.archive.remove_folder_if_empty(entry.name)
             raise
-        return target, True
+        return self.archive.entry(key), True
 
-    def discard_archive_copy(self, copy: Path) -> None:
+    def discard_archive_copy(self, copy: Entry) -> None:
         """Remove the copy of a landing that never loaded (and its folder, if that leaves it empty)."""
-        copy.unlink(missing_ok=True)
-        try:
-            copy.parent.rmdir()
-        except OSError:  # other versions of the file are archived there
-            pass
+        self.archive.remove(copy)
+        self.archive.remove_folder_if_empty(copy.key.rsplit("/", 1)[0])
 
-    def move_to_quarantine(self, path: Path, reason: str) -> Path:
-        """Move any entry (file, link, folder, pipe) into quarantine/ under a safe, unused name.
+    def move_to_quarantine(self, entry: Entry, reason: str) -> str:
+        """Move any entry (file, link, folder, pipe) into the quarantine under a safe, unused name; return it.
 
         The reason is written first, so a quarantined entry never lacks one; it names the
         original name when the entry had to be renamed. It quotes the entry in bounded excerpts only.
         """
         reason = excerpt(reason)
-        self.quarantine.mkdir(parents=True, exist_ok=True)
-        safe = safe_name(path.name)
-        target = self.quarantine / safe
+        safe = safe_name(entry.name)
+        target = safe
         for n in itertools.count(2):
-            if not os.path.lexists(target) and not os.path.lexists(f"{target}.reason.txt"):
+            if not self.quarantine.exists(target) and not self.quarantine.exists(f"{target}.reason.txt"):
                 break
-            target = self.quarantine / f"{safe}.{n}"
-        if target.name != path.name:
-            reason += f"\n(landed as {printable(path.name)!r}, quarantined as {target.name})"
-        Path(f"{target}.reason.txt").write_text(reason + "\n")
-        os.replace(path, target)
+            target = f"{safe}.{n}"
+        if target != entry.name:
+            reason += f"\n(landed as {printable(entry.name)!r}, quarantined as {target})"
+        self.quarantine.write_whole(f"{target}.reason.txt", (reason + "\n").encode())
+        self.quarantine.move_here(entry, target)
         return target
 
 
@@ -184,9 +183,3 @@ def safe_name(name: str) -> str:
         return name
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", printable(name))[:64].lstrip(".") or "entry"
     return f"{stem}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:12]}"
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of the file's bytes: the identity of a landed file's content."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -2,9 +2,10 @@
 
 All data lives under PLATFORM_DATA_DIR (default ``./data``):
 
-    landing/     upstream drops files here
+    landing/     upstream drops files here (PLATFORM_LANDING_URL moves it, e.g. to s3://landing/)
     archive/     every loaded version of a file: ``archive/<name>/<landed at>-<sha256 prefix>.csv``
-    quarantine/  entries that could not be loaded, each with ``<name>.reason.txt``
+                 (PLATFORM_ARCHIVE_URL)
+    quarantine/  entries that could not be loaded, each with ``<name>.reason.txt`` (PLATFORM_QUARANTINE_URL)
     lake.sqlite  the DuckLake catalog (embedded default; PLATFORM_LAKE_CATALOG moves it to PostgreSQL)
     lake/        the lake's Parquet files (PLATFORM_LAKE_DATA_PATH moves them to shared storage)
 """
@@ -18,6 +19,10 @@ from pathlib import Path
 DATA_DIR_ENV = "PLATFORM_DATA_DIR"
 LAKE_CATALOG_ENV = "PLATFORM_LAKE_CATALOG"
 LAKE_DATA_PATH_ENV = "PLATFORM_LAKE_DATA_PATH"
+# the landing zone: a folder each, or object-store URLs (storage.py)
+LANDING_URL_ENV = "PLATFORM_LANDING_URL"
+ARCHIVE_URL_ENV = "PLATFORM_ARCHIVE_URL"
+QUARANTINE_URL_ENV = "PLATFORM_QUARANTINE_URL"
 SENSOR_INTERVAL_ENV = "PLATFORM_SENSOR_INTERVAL_SECONDS"
 CONTRACTS_ENV = "PLATFORM_CONTRACTS_DIR"
 DEFS_ENV = "PLATFORM_DEFS_DIR"
@@ -52,6 +57,11 @@ class Settings:
     lake_catalog: str
     # where the lake's Parquet files live: a folder every run can reach, or an object-store URL
     lake_data_path: str
+    # where files land, where each loaded version is kept, where what cannot be loaded goes:
+    # folders, or object-store URLs (s3://bucket/prefix)
+    landing_url: str
+    archive_url: str
+    quarantine_url: str
     sensor_interval_seconds: int
     automation_interval_seconds: int
     contracts_dir: Path
@@ -83,12 +93,16 @@ class Settings:
     memory_limit_bytes: int
 
     @classmethod
-    def from_env(cls) -> Settings:
-        data_dir = Path(os.environ.get(DATA_DIR_ENV, "data")).resolve()
+    def from_env(cls, data_dir: Path | None = None) -> Settings:
+        """From the environment; ``data_dir`` (a command's --data-dir) stands for PLATFORM_DATA_DIR."""
+        data_dir = Path(data_dir or os.environ.get(DATA_DIR_ENV, "data")).resolve()
         return cls(
             data_dir=data_dir,
             lake_catalog=os.environ.get(LAKE_CATALOG_ENV) or embedded_lake(data_dir)[0],
             lake_data_path=os.environ.get(LAKE_DATA_PATH_ENV) or embedded_lake(data_dir)[1],
+            landing_url=os.environ.get(LANDING_URL_ENV) or str(data_dir / "landing"),
+            archive_url=os.environ.get(ARCHIVE_URL_ENV) or str(data_dir / "archive"),
+            quarantine_url=os.environ.get(QUARANTINE_URL_ENV) or str(data_dir / "quarantine"),
             sensor_interval_seconds=int(os.environ.get(SENSOR_INTERVAL_ENV, "10")),
             automation_interval_seconds=int(os.environ.get(AUTOMATION_INTERVAL_ENV, "30")),
             contracts_dir=Path(os.environ.get(CONTRACTS_ENV, DEFAULT_CONTRACTS_DIR)).resolve(),
@@ -106,10 +120,6 @@ class Settings:
             ui_url=os.environ.get(UI_URL_ENV, "http://127.0.0.1:3000").rstrip("/"),
             memory_limit_bytes=memory_limit_bytes(),
         )
-
-    @property
-    def landing_dir(self) -> Path:
-        return self.data_dir / "landing"
 
     @property
     def models_dir(self) -> Path:

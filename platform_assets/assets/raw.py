@@ -17,7 +17,8 @@ import duckdb
 from platform_assets import disk_space
 from platform_assets.datasets.component import LINEAGE_COLUMNS, LandedDataset
 from platform_assets.loading import BadFile, stage_csv
-from platform_assets.resources import QUARANTINED, LandingZone, Warehouse, content_hash, landing_outcome
+from platform_assets.resources import QUARANTINED, LandingZone, Warehouse, landing_outcome
+from platform_assets.storage import Entry
 from platform_assets.warehouse import commits, ledger
 from platform_assets.warehouse.tables import scalar
 
@@ -107,31 +108,33 @@ def _load_file(
         disk_space.require(space, f"loading {name}")
     with warehouse.get_connection() as conn:
         try:
-            path = landing.locate(name, ledger.loaded_hash(conn, name))
-            digest = content_hash(path)
+            source = landing.locate(name, ledger.loaded_hash(conn, name))
+            digest = source.sha256()
         except FileNotFoundError as missing:
             raise dg.Failure(description=str(missing)) from None
         landed_at = _landed_at(context, conn, name, digest)
-        context.log.info(f"loading {path} ({path.stat().st_size:,} bytes, sha256 {digest[:12]}, "
+        context.log.info(f"loading {source.url} ({source.size:,} bytes, sha256 {digest[:12]}, "
                          f"landed {landed_at:%Y-%m-%d %H:%M:%S})")
         started = time.perf_counter()
-        from_landing = path.parent == landing.landing
+        from_landing = source.is_in(landing.landing)
         if space is None:  # loaded from its archived copy
-            space = _space_needed(path, landing, warehouse)
+            space = _space_needed(source, landing, warehouse)
             disk_space.require(space, f"loading {name}")
+        if not source.place.is_local:
+            warehouse.reach_object_storage(conn)
         try:
-            rows = stage_csv(conn, path, dataset, "staged")
+            rows = stage_csv(conn, source, dataset, "staged")
         except BadFile as bad:
             reason = str(bad)
 
             def record_quarantined() -> None:
                 ledger.record_quarantined(conn, name, kind=dataset.name, content_hash=digest,
-                                          size_bytes=path.stat().st_size, reason=reason, landed_at=landed_at)
+                                          size_bytes=source.size, reason=reason, landed_at=landed_at)
                 commits.set_commit_message(conn, f"quarantine {name}", {"file": name, "run_id": context.run.run_id})
 
             commits.write(conn, record_quarantined, log=context.log)
             if from_landing:
-                landing.move_to_quarantine(path, reason)
+                landing.move_to_quarantine(source, reason)
             context.log_event(landing_outcome(context.asset_key, QUARANTINED, name, reason,
                                               partition=context.partition_key if context.has_partition_key else None))
             raise dg.Failure(
@@ -146,13 +149,13 @@ def _load_file(
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_columns_ddl(dataset)})")
             conn.execute(f"DELETE FROM {table} WHERE {replaced}", {"name": name} if "$name" in replaced else {})
             conn.execute(f"INSERT INTO {table} SELECT *, $name, now() FROM staged", {"name": name})
-            ledger.record_loaded(conn, name, kind=dataset.name, content_hash=digest, size_bytes=archived.stat().st_size,
+            ledger.record_loaded(conn, name, kind=dataset.name, content_hash=digest, size_bytes=archived.size,
                                  rows=rows, landed_at=landed_at)
             commits.set_commit_message(conn, f"load {name} into {table}", {
                 "table": table, "file": name, "content_hash": digest, "rows": rows, "run_id": context.run.run_id})
 
         try:
-            archived, copied = landing.archive_copy(path, digest, landed_at)
+            archived, copied = landing.archive_copy(source, digest, landed_at)
             try:
                 commits.write(conn, commit_rows, log=context.log)
             except BaseException:
@@ -160,6 +163,9 @@ def _load_file(
                     landing.discard_archive_copy(archived)
                 raise
         except (OSError, duckdb.Error) as error:
+            if isinstance(error, PermissionError):  # e.g. an identity without write on the archive bucket
+                raise dg.Failure(description=f"{name}: nothing was loaded: keeping its copy in {landing.archive} was "
+                                             f"refused ({error}); the landing sensor tries again") from None
             short = disk_space.shortage(space)
             if disk_space.is_out_of_space(error) or short is not None:
                 where, needed = short or (Path(warehouse.data_path), sum(space.values()))
@@ -169,9 +175,9 @@ def _load_file(
         table_rows = scalar(conn, f"SELECT count(*) FROM {table}")
 
     if from_landing:
-        _remove_from_landing(path, rows, archived)
+        _remove_from_landing(source, rows, archived)
     context.log.info(f"committed {rows:,} rows of {name} into {table} (snapshot {snapshot}); "
-                     f"file archived as {archived}")
+                     f"file archived as {archived.url}")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
@@ -182,17 +188,19 @@ def _load_file(
             "source_file": name,
             "content_hash": digest,
             "landed_at": landed_at.isoformat(),
-            "archived_as": dg.MetadataValue.path(str(archived)),
-            "size_bytes": archived.stat().st_size,
+            "archived_as": dg.MetadataValue.path(archived.url),
+            "size_bytes": archived.size,
             "load_seconds": round(time.perf_counter() - started, 3),
         }
     )
 
 
-def _space_needed(path: Path, landing: LandingZone, warehouse: Warehouse) -> dict[Path, int]:
-    """The file's archive copy (unless it is loaded from it), its Parquet data (no bigger than the CSV), the catalog's."""
-    size = path.stat().st_size
-    needs = {landing.archive / path.name: 0 if path.is_relative_to(landing.archive) else size}
+def _space_needed(source: Entry, landing: LandingZone, warehouse: Warehouse) -> dict[Path, int]:
+    """On local disks: the file's archive copy (unless it is loaded from it), its Parquet data (no bigger than
+    the CSV), the catalog's."""
+    size, needs = source.size, {}
+    if landing.archive.is_local:
+        needs[Path(landing.archive.path_of(source.name))] = 0 if source.is_in(landing.archive) else size
     if "://" not in warehouse.data_path:
         needs[Path(warehouse.data_path)] = size
     if warehouse.is_embedded:
@@ -208,15 +216,15 @@ def _landed_at(context: dg.AssetExecutionContext, conn, name: str, digest: str) 
     return ledger.landed_at(conn, name, digest) or datetime.now(UTC)
 
 
-def _remove_from_landing(path: Path, rows: int, archived: Path) -> None:
+def _remove_from_landing(source: Entry, rows: int, archived: Entry) -> None:
     try:
-        path.unlink()
+        source.place.remove(source)
     except OSError as error:
         raise dg.Failure(
-            description=(f"{path.name}: its {rows:,} rows were committed and the file archived as {archived}, but it "
-                         f"could not be removed from landing/ ({error.strerror}). The batch stays unverified, so "
-                         "nothing downstream reads it; the landing sensor tries the load again."),
-            metadata={"file": path.name, "error": str(error), "archived_as": str(archived)},
+            description=(f"{source.name}: its {rows:,} rows were committed and the file archived as {archived.url}, "
+                         f"but it could not be removed from landing/ ({error.strerror or error}). The batch stays "
+                         "unverified, so nothing downstream reads it; the landing sensor tries the load again."),
+            metadata={"file": source.name, "error": str(error), "archived_as": archived.url},
         ) from None
 
 

@@ -32,11 +32,9 @@ never opens the warehouse: what is loaded comes from Dagster's materializations.
 """
 
 import json
-import stat
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, WILL_RETRY_TAG
@@ -44,8 +42,9 @@ from dagster._core.storage.tags import RUN_KEY_TAG, WILL_RETRY_TAG
 from platform_assets.assets.raw import FILE_TAG, LANDED_AT_TAG
 from platform_assets.datasets import Datasets, LandedDataset
 from platform_assets.excerpts import NAME_CHARS, excerpt
-from platform_assets.resources import QUARANTINED, STUCK, LandingZone, content_hash, landing_outcome, printable
+from platform_assets.resources import QUARANTINED, STUCK, LandingZone, landing_outcome, printable
 from platform_assets.settings import Settings
+from platform_assets.storage import Entry
 
 MAX_RETRY_SECONDS = 3600
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -73,7 +72,7 @@ class LandingState:
     landings: int = 0
     content: dict[str, str] = field(default_factory=dict)  # name -> sha256 of its last landing
     pending: dict[str, Pending] = field(default_factory=dict)
-    unsettled: dict[str, list] = field(default_factory=dict)  # name -> [size, mtime_ns, first seen]
+    unsettled: dict[str, list] = field(default_factory=dict)  # name -> [size, modified, first seen]
 
     @classmethod
     def from_cursor(cls, cursor: str | None) -> "LandingState":
@@ -102,15 +101,15 @@ def landing_sensor(datasets: Datasets, layers: dict[dg.AssetKey, list[dg.AssetKe
         state = LandingState.from_cursor(context.cursor)
         tick = _Tick(context, landing, state, datasets, Settings.from_env(), time.time())
         entries = landing.entries()
-        for path in entries:
+        for entry in entries:
             try:
-                tick.handle(path)
+                tick.handle(entry)
             except FileNotFoundError:
-                context.log.info(f"{printable(path.name)} disappeared from landing/ while being looked at")
+                context.log.info(f"{printable(entry.name)} disappeared from landing/ while being looked at")
             except Exception as error:  # one odd entry never stops the others
-                context.log.warning(f"{printable(path.name)}: not handled this tick "
+                context.log.warning(f"{printable(entry.name)}: not handled this tick "
                                     f"({type(error).__name__}: {excerpt(str(error))})")
-        present = {p.name for p in entries}
+        present = {e.name for e in entries}
         state.pending = {n: p for n, p in state.pending.items() if n in present}
         state.unsettled = tick.unsettled
         return dg.SensorResult(
@@ -144,13 +143,13 @@ class _Tick:
             self._loaded[key] = self.context.instance.get_latest_materialization_event(key) is not None
         return self._loaded[key]
 
-    def handle(self, path: Path) -> None:
-        name = path.name
-        problem = _problem(path, self.datasets)
+    def handle(self, entry: Entry) -> None:
+        name = entry.name
+        problem = _problem(entry, self.datasets)
         if problem is not None:
-            self.quarantine(path, f"{printable(name)}: {problem}")
+            self.quarantine(entry, f"{printable(name)}: {problem}")
             return
-        if not self.settled(path):
+        if not self.settled(entry):
             self.log.info(f"{name} is still being written (changed in the last "
                           f"{self.settings.landing_quiet_seconds:g}s); waiting")
             return
@@ -159,29 +158,32 @@ class _Tick:
         if waiting:
             self.log.info(f"{name} waits until {', '.join(waiting)} has been loaded (its loads_after)")
             return
-        digest = content_hash(path)
+        digest = entry.sha256()
         landed_before = self.state.content.get(name) == digest
         if landed_before and self.loaded_content(name) == digest:
-            self.drop_duplicate(path)
+            self.drop_duplicate(entry)
         elif landed_before and name in self.state.pending:
-            self.follow_up(path, self.state.pending[name])
+            self.follow_up(entry, self.state.pending[name])
         else:
             twin = next((n for n, h in self.state.content.items() if h == digest and n != name), None)
             if twin is not None:
-                self.quarantine(path, f"{name}: same content as {twin}, which already landed; not loaded twice")
+                self.quarantine(entry, f"{name}: same content as {twin}, which already landed; not loaded twice")
             else:
                 self.request(name, digest)
 
-    def settled(self, path: Path) -> bool:
-        """Unchanged for the quiet period: by its modification time, or by what earlier ticks saw."""
-        info = path.stat()
-        signature = [info.st_size, info.st_mtime_ns]
-        seen = self.state.unsettled.get(path.name)
+    def settled(self, entry: Entry) -> bool:
+        """Unchanged for the quiet period: by its modification time, or by what earlier ticks saw.
+
+        An object in a bucket is whole once it is listed (a put is atomic); the same rule
+        then only means that a key rewritten in quick succession is taken at its last version.
+        """
+        signature = [entry.size, entry.modified]
+        seen = self.state.unsettled.get(entry.name)
         first_seen = seen[2] if seen and seen[:2] == signature else self.now
         quiet = self.settings.landing_quiet_seconds
-        if self.now - info.st_mtime >= quiet or self.now - first_seen >= quiet:
+        if self.now - entry.modified >= quiet or self.now - first_seen >= quiet:
             return True
-        self.unsettled[path.name] = [*signature, first_seen]
+        self.unsettled[entry.name] = [*signature, first_seen]
         return False
 
     def request(self, name: str, digest: str, pending: Pending | None = None) -> None:
@@ -211,9 +213,9 @@ class _Tick:
         self.runs.append(dg.RunRequest(run_key=pending.run_key, partition_key=name,
                                        asset_selection=[dataset.asset_key], tags=tags))
 
-    def follow_up(self, path: Path, pending: Pending) -> None:
+    def follow_up(self, entry: Entry, pending: Pending) -> None:
         """The file of a requested load is still here: wait for its run, or try again after it failed."""
-        name = path.name
+        name = entry.name
         run = self.latest_run(pending.run_key)
         started = run is not None or self.now - pending.requested_at < self.settings.landing_retry_seconds
         waiting_for_run = started and (run is None or not run.is_finished or run.tags.get(WILL_RETRY_TAG) == "true")
@@ -238,15 +240,15 @@ class _Tick:
             self.log.error(f"STUCK: {name} has waited in landing/ for {waited / 60:.1f} min: {why}")
             self.record(STUCK, name, f"waited {waited / 60:.1f} min: {why}")
 
-    def drop_duplicate(self, path: Path) -> None:
-        path.unlink()
-        self.log.info(f"{path.name} landed again with the content already loaded; removed from landing "
-                      f"(that version is in {self.landing.archive / path.name})")
+    def drop_duplicate(self, entry: Entry) -> None:
+        entry.place.remove(entry)
+        self.log.info(f"{entry.name} landed again with the content already loaded; removed from landing "
+                      f"(that version is in {self.landing.archive.url_of(entry.name)})")
 
-    def quarantine(self, path: Path, reason: str) -> None:
-        target = self.landing.move_to_quarantine(path, reason)
-        self.log.warning(f"quarantined as {target.name}: {reason}")
-        self.record(QUARANTINED, printable(path.name), reason)
+    def quarantine(self, entry: Entry, reason: str) -> None:
+        target = self.landing.move_to_quarantine(entry, reason)
+        self.log.warning(f"quarantined as {target}: {reason}")
+        self.record(QUARANTINED, printable(entry.name), reason)
 
     def record(self, outcome: str, name: str, reason: str) -> None:
         """An observation on the raw asset the file was meant for (a name no dataset takes: the first dataset's)."""
@@ -300,19 +302,18 @@ def _carried_through(context, runs: list[dg.RunRequest], layers: dict[dg.AssetKe
                           asset_selection=[*run.asset_selection, *layers[run.asset_selection[0]]])]
 
 
-def _problem(path: Path, datasets: Datasets) -> str | None:
-    """Why an entry of landing/ cannot be loaded, or None for a regular file with a valid name."""
-    mode = path.lstat().st_mode
-    if stat.S_ISLNK(mode):
-        target = excerpt(printable(str(path.readlink())), line_chars=NAME_CHARS)
+def _problem(entry: Entry, datasets: Datasets) -> str | None:
+    """Why an entry of landing cannot be loaded, or None for a regular file with a valid name."""
+    if entry.kind == "link":
+        target = excerpt(printable(entry.target or ""), line_chars=NAME_CHARS)
         return f"a symbolic link (to {target}), not a file; only regular files are loaded"
-    if not stat.S_ISREG(mode):
-        kind = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket"}.get(
-            stat.S_IFMT(mode), "a device")
-        return f"{kind}, not a file; only regular files are loaded"
-    if printable(path.name) != path.name:
+    if entry.kind != "file":
+        what = "a folder (in a bucket: keys under a shared prefix)" if entry.kind == "folder" and not \
+            entry.place.is_local else f"a {entry.kind}"
+        return f"{what}, not a file; only regular files are loaded"
+    if printable(entry.name) != entry.name:
         return "its name is not valid UTF-8"
-    dataset = datasets.for_name(path.name)
+    dataset = datasets.for_name(entry.name)
     if dataset is None:
         return f"not a file the platform knows; expected {datasets.expected_names}"
-    return dataset.pattern.problem(path.name)
+    return dataset.pattern.problem(entry.name)

@@ -154,6 +154,19 @@ class Warehouse(DuckDBResource):
                 _ATTACHED[key] = conn
             return _ATTACHED[key]
 
+    def reach_object_storage(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Let this DuckDB read objects (a landed file in a bucket) with the process's S3 identity.
+
+        Already so when the lake itself is on S3; a reader's locked-down DuckDB never is.
+        """
+        if object_storage.is_s3(self.data_path):
+            return
+        conn.execute(f"LOAD '{extension_file('httpfs')}'")
+        try:
+            conn.execute(object_storage.s3_secret_sql())
+        except object_storage.MissingCredentials as error:
+            raise LakeError(description=str(error)) from None
+
     def _limit_memory(self, conn: duckdb.DuckDBPyConnection) -> None:
         """DuckDB keeps to its share of the run's memory limit and spills the rest under the data directory."""
         conn.execute(f"SET memory_limit = '{int(self.memory_limit_bytes * DUCKDB_SHARE) // 2**20}MiB'")

@@ -1,4 +1,5 @@
-"""The lake's files on object storage (``PLATFORM_LAKE_DATA_PATH=s3://bucket/prefix/``).
+"""Object storage: the lake's files (``PLATFORM_LAKE_DATA_PATH=s3://bucket/prefix/``) and the landing zone's
+(``PLATFORM_LANDING_URL=s3://landing/``, ``storage.py``).
 
 A process's S3 identity comes from its environment, in the variables every AWS tool reads:
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN`` for temporary
@@ -25,20 +26,48 @@ def is_s3(data_path: str) -> bool:
 
 def s3_secret_sql(env: Mapping[str, str] = os.environ) -> str:
     """``CREATE TEMPORARY SECRET`` for DuckDB's httpfs from the AWS variables of ``env``."""
-    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
-        raise MissingCredentials("the lake's data path is on S3, but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                                 "are not both set: give this process its S3 identity in the environment")
-    options = {"KEY_ID": key, "SECRET": secret,
-               "REGION": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION}
+    key, secret = _identity(env)
+    options = {"KEY_ID": key, "SECRET": secret, "REGION": _region(env)}
     if env.get("AWS_SESSION_TOKEN"):
         options["SESSION_TOKEN"] = env["AWS_SESSION_TOKEN"]
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    endpoint = _endpoint(env)
     if endpoint:  # an S3-compatible server: addressed by host and port, buckets in the path
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         options.update(ENDPOINT=parts.netloc, URL_STYLE="path", USE_SSL=parts.scheme == "https")
     rendered = ", ".join(f"{name} {_literal(value)}" for name, value in options.items())
     return f"CREATE OR REPLACE TEMPORARY SECRET platform_lake_s3 (TYPE s3, {rendered})"
+
+
+def s3fs_options(env: Mapping[str, str] = os.environ) -> dict:
+    """The same identity for s3fs (the landing zone's files), never looked up anywhere else.
+
+    Explicit keys keep s3fs from asking the network for an instance role, and give each
+    identity its own cached filesystem. Listings are never cached: the landing sensor must
+    see what is in the bucket now.
+    """
+    key, secret = _identity(env)
+    options = {"key": key, "secret": secret, "token": env.get("AWS_SESSION_TOKEN"), "use_listings_cache": False,
+               "client_kwargs": {"region_name": _region(env)}}
+    endpoint = _endpoint(env)
+    if endpoint:
+        options["endpoint_url"] = endpoint if "://" in endpoint else f"https://{endpoint}"
+    return options
+
+
+def _identity(env: Mapping[str, str]) -> tuple[str, str]:
+    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        raise MissingCredentials("a path is on S3, but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set: "
+                                 "give this process its S3 identity in the environment")
+    return key, secret
+
+
+def _region(env: Mapping[str, str]) -> str:
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def _endpoint(env: Mapping[str, str]) -> str | None:
+    return env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
 
 
 def _literal(value) -> str:

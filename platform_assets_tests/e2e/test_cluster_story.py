@@ -1,11 +1,11 @@
-"""The whole production shape on hosts: steps on worker hosts, the lake's files in a bucket, its
-catalog and Dagster's storage in PostgreSQL, and a reader on a host of its own.
+"""The whole production shape on hosts: files landing in a bucket, steps on worker hosts, the lake's
+files in a bucket, its catalog and Dagster's storage in PostgreSQL, and a reader on a host of its own.
 
 Hosts are network namespaces on a bridge (fixtures/hosts.py). On the control host's address on
 that network: Redis (the broker), SeaweedFS (the S3 server, one identity per role) and a relay to
 the machine's PostgreSQL (it listens on loopback only). `dagster dev` is the control host; two
-worker hosts run every step; a third host only reads. The landing folder is still shared through
-the machine's file system (object storage for it is not built yet).
+worker hosts run every step; a third host only reads. Upstream drops the files into the landing
+bucket with an identity that may write only there; nothing of the data is on a local disk.
 """
 
 import os
@@ -15,8 +15,9 @@ from contextlib import ExitStack
 import psycopg2
 import pytest
 
-from platform_assets.resources import Warehouse
+from platform_assets.resources import LandingZone, Warehouse
 from platform_assets.sample_data.land import land
+from platform_assets.settings import LANDING_URL_ENV
 from platform_assets.warehouse import digests
 from platform_assets_tests.e2e.dagster_server import REPO, dagster_dev
 from platform_assets_tests.e2e.test_cluster import WORKERS, step_hosts
@@ -81,7 +82,14 @@ def test_the_whole_story_on_hosts(tmp_path, monkeypatch):
         server = stack.enter_context(dagster_dev(tmp_path / "control", env=env, instance_yaml=INSTANCE))
         start_workers(net, WORKERS, server.env, tmp_path)
 
-        landed = land(server.data_dir, days=DAYS)
+        # upstream drops the files into the landing bucket with its own identity (it may write there only)
+        landed = land(tmp_path / "upstream", days=DAYS)
+        upstream = LandingZone(landing_url=env[LANDING_URL_ENV])
+        with monkeypatch.context() as identity:
+            for name, value in store.env("upstream").items():
+                identity.setenv(name, value)
+            for file in landed:
+                upstream.drop(file.path)
         expected_rows = sum(f.rows for f in landed if f.path.name.startswith("sales_"))
 
         def features_built():
@@ -96,6 +104,10 @@ def test_the_whole_story_on_hosts(tmp_path, monkeypatch):
         assert {w.split("@")[1] for steps in executed.values() for w in steps.values()} <= set(WORKERS)
         assert list(server.data_dir.rglob("*.parquet")) == []  # the lake's files are in the bucket
         assert any(key.endswith(".parquet") for key in store.keys("lake"))
+        # every file was taken from the landing bucket and archived once in the archive bucket, nothing locally
+        assert store.keys("landing") == [] and store.keys("quarantine") == []
+        assert sorted(key.split("/")[0] for key in store.keys("archive")) == sorted(f.path.name for f in landed)
+        assert not (server.data_dir / "landing").exists() and not (server.data_dir / "archive").exists()
 
         # the same files built by the embedded profile (local folders, SQLite catalog, one process)
         embedded_dir = tmp_path / "embedded" / "data"

@@ -8,7 +8,7 @@ export SODA_CORE_TELEMETRY_ENABLED := false
 HOST        ?= 127.0.0.1
 PORT        ?= 3000
 
-.PHONY: install run test bench bench-incremental bench-latency bench-scale bench-cluster soak cluster cluster-down chromium nginx redis postgres sample-data dagster-home clean
+.PHONY: install run test bench bench-incremental bench-latency bench-scale bench-cluster bench-storage soak cluster cluster-down chromium nginx redis postgres sample-data dagster-home clean
 
 install: $(VENV)/.installed
 
@@ -77,6 +77,10 @@ bench-scale: install
 CLUSTER_ARGS ?=
 bench-cluster: install redis
 	PLATFORM_TEST_POSTGRES_URL=$$(./deploy/postgres.sh) $(BIN)/python benchmarks/cluster.py $(CLUSTER_ARGS)
+
+# The landing zone's S3 client (a minute): s3fs, which storage.py uses, against obstore on SeaweedFS.
+bench-storage: install
+	$(BIN)/python benchmarks/landing_storage.py
 
 bench-incremental: install
 	$(BIN)/python benchmarks/incremental.py

@@ -102,7 +102,6 @@ class Place:
                 except FileNotFoundError:  # gone between listing and looking
                     pass
             return found
-        self.fs.invalidate_cache(folder)
         try:
             listed = self.fs.ls(folder, detail=True, refresh=True)
         except FileNotFoundError:
@@ -115,7 +114,6 @@ class Place:
         try:
             if self.is_local:
                 return self._local_entry(key)
-            self.fs.invalidate_cache(self.path_of(key))
             return self._object_entry(key, self.fs.info(self.path_of(key)))
         except FileNotFoundError:
             return None
@@ -184,21 +182,19 @@ class Place:
             os.makedirs(os.path.dirname(self.path_of(key)), exist_ok=True)
             os.replace(source.place.path_of(source.key), self.path_of(key))
             return
-        if source.kind == "folder":
-            for inner in source.place.walk(source.key):
-                self.copy_whole(inner, f"{key}/{inner.key[len(source.key) + 1:]}")
-        elif source.kind == "file":
-            self.copy_whole(source, key)
-        else:  # a link, pipe... of a folder, quarantined into a bucket: what it is, not what it reaches
-            self.write_whole(key, f"({source.kind}{f' to {source.target}' if source.target else ''})\n".encode())
+        self._copy_any(source, key)
         source.place.remove(source)
 
-    def walk(self, key: str) -> list[Entry]:
-        """Every file under the sub-folder ``key``."""
-        found = []
-        for entry in self.entries(key):
-            found.extend(self.walk(entry.key) if entry.kind == "folder" else [entry])
-        return found
+    def _copy_any(self, source: Entry, key: str) -> None:
+        """A file's bytes, a folder's entries one by one; a link or a pipe as a note of what it was, never
+        what it reaches (a link in landing/ may point anywhere on the host)."""
+        if source.kind == "folder":
+            for inner in source.place.entries(source.key):
+                self._copy_any(inner, f"{key}/{inner.name}")
+        elif source.kind == "file":
+            self.copy_whole(source, key)
+        else:
+            self.write_whole(key, f"({source.kind}{f' to {source.target}' if source.target else ''})\n".encode())
 
     def remove(self, entry: Entry) -> None:
         """Remove an entry (a folder with what is in it); one that is already gone is fine."""

@@ -87,6 +87,16 @@ def test_a_scenario_that_does_not_fit_fails_alone_and_says_why(program, cap_byte
     assert elapsed < 60  # stopped by its cap, not by finishing
 
 
+def test_storage_benchmark_smoke():
+    """`make bench-storage` on tiny objects: both clients and the local folder, every operation, a ratio each."""
+    done = subprocess.run([sys.executable, "benchmarks/landing_storage.py", "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("list", "hash", "copy"))]
+    assert [row.split()[0] for row in rows] == ["list", "hash", "copy"]
+    assert all(re.fullmatch(r".*\d+\.\d{3}s +\d+\.\d{3}s +\d+\.\d{3}s +\d+\.\d\dx", row) for row in rows), rows
+
+
 @pytest.mark.e2e
 def test_latency_benchmark_smoke():
     """`make bench-latency` on one file and a few idle seconds: every figure and a verdict for each goal."""

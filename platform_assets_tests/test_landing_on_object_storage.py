@@ -9,6 +9,7 @@ retried with a back-off and reported when stuck. DuckDB reads the CSV from the b
 
 import hashlib
 import re
+import socket
 import time
 from datetime import date
 
@@ -204,3 +205,39 @@ def test_a_failed_load_is_retried_with_a_back_off_and_reported_when_stuck(
     assert run_request(instance, resources, retry).success  # with the platform's identity
     assert keys("landing") == []
     assert query("SELECT count(*) FROM raw.sales") == [(1,)]
+
+
+def test_a_local_folder_quarantined_into_a_bucket_carries_no_file_its_links_point_to(
+        tmp_path, data_dir, store, prefix, keys, instance, monkeypatch):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the host's secret\n")
+    folder = data_dir / "landing" / "drop"
+    folder.mkdir(parents=True)
+    (folder / "sales_2013-01-01.csv").write_text("Store\n")
+    (folder / "innocent.csv").symlink_to(secret)
+    for name, value in store.env("lake-writer").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PLATFORM_LANDING_QUIET_SECONDS", "0")
+    zone = LandingZone(data_dir=str(data_dir), quarantine_url=f"s3://quarantine/{prefix}")  # landing stays local
+    result = landing_sensor(dg.build_sensor_context(instance=instance, resources={"landing": zone}))
+    assert "a folder, not a file" in result.asset_events[0].metadata["reason"].value
+    assert not folder.exists() and secret.exists()
+    assert sorted(keys("quarantine")) == ["drop.reason.txt", "drop/innocent.csv", "drop/sales_2013-01-01.csv"]
+    note = bytes(obstore.get(store.bucket("quarantine"), f"{prefix}/drop/innocent.csv").bytes()).decode()
+    assert note == f"(link to {secret})\n"  # what it was, not what it reaches
+
+
+def test_a_landing_bucket_that_does_not_answer_skips_the_tick_and_keeps_the_cursor(instance, landing, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nobody listens there
+    context = dg.build_sensor_context(instance=instance, cursor='{"landings": 7}', resources={"landing": landing})
+    result = landing_sensor(context)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message.startswith(f"cannot list the landing zone {landing.landing_url} (")
+    assert result.skip_message.endswith("trying again next tick")
+    assert context.cursor == '{"landings": 7}'
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -27,8 +27,10 @@ while no other load or rebuild is in flight, carries it through those layers in 
 same run (blocked there by the raw checks like anywhere else); a burst loads raw only
 and ``downstream_automation`` rebuilds once for all of it.
 
-An error on one entry is logged and the tick goes on with the next. The sensor
-never opens the warehouse: what is loaded comes from Dagster's materializations.
+An error on one entry is logged and the tick goes on with the next; a landing zone
+that cannot be listed (an object store that is down) skips the tick with the reason,
+keeping the cursor. The sensor never opens the warehouse: what is loaded comes from
+Dagster's materializations.
 """
 
 import json
@@ -40,7 +42,7 @@ import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, WILL_RETRY_TAG
 
 from platform_assets.assets.raw import FILE_TAG, LANDED_AT_TAG
-from platform_assets.datasets import Datasets, LandedDataset
+from platform_assets.datasets import Datasets
 from platform_assets.excerpts import NAME_CHARS, excerpt
 from platform_assets.resources import QUARANTINED, STUCK, LandingZone, landing_outcome, printable
 from platform_assets.settings import Settings
@@ -97,10 +99,16 @@ def landing_sensor(datasets: Datasets, layers: dict[dg.AssetKey, list[dg.AssetKe
         default_status=dg.DefaultSensorStatus.RUNNING,
         asset_selection=sorted(writers, key=lambda k: k.to_user_string()),
     )
-    def watch_landing(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+    def watch_landing(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult | dg.SkipReason:
+        try:
+            entries = landing.entries()
+        except Exception as error:  # an object store that does not answer: nothing decided, nothing forgotten
+            reason = (f"cannot list the landing zone {landing.landing} ({type(error).__name__}: "
+                      f"{excerpt(str(error))}); trying again next tick")
+            context.log.error(reason)
+            return dg.SkipReason(reason)
         state = LandingState.from_cursor(context.cursor)
         tick = _Tick(context, landing, state, datasets, Settings.from_env(), time.time())
-        entries = landing.entries()
         for entry in entries:
             try:
                 tick.handle(entry)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from platform_assets_tests.e2e.dagster_server import BIN, free_port  # noqa: E402
 from platform_assets_tests.fixtures.cluster import INSTANCE, production_services, start_workers  # noqa: E402
+from platform_assets_tests.fixtures.hosts import stop_group  # noqa: E402
 
 WORKERS = ("worker-1", "worker-2")
 READY = "cluster ready"
@@ -56,7 +57,7 @@ def up(folder: Path, days: int | None, door_port: int) -> None:
             with (folder / f"{name}.log").open("w") as log:
                 process = subprocess.Popen(command, cwd=REPO, env={**env, **(extra or {})}, stdout=log,
                                            stderr=subprocess.STDOUT, start_new_session=True)
-            stack.callback(_stop_group, process)
+            stack.callback(stop_group, process)
 
         control("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
         control("webserver", [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
@@ -128,18 +129,6 @@ def _wait_for_port(port: int, folder: Path, timeout: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the door did not listen on port {port} in {timeout:.0f}s; see {folder}/door.log")
             time.sleep(0.5)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def down(folder: Path) -> None:

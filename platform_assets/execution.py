@@ -18,6 +18,7 @@ a second time while it still runs: keep the setting above the longest step (the 
 write idempotently, so a second run of a step costs time, not data). See docs/production.md.
 """
 
+import functools
 import os
 
 import dagster as dg
@@ -56,6 +57,7 @@ def executor() -> dg.ExecutorDefinition:
                                       name="celery_on_workers")
 
 
+@functools.cache
 def _worker_app():
     """The Celery app of a worker host: the broker from its environment, the task dagster-celery sends."""
     from dagster_celery.config import DEFAULT_CONFIG, dict_wrapper

@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import urllib.error
@@ -22,6 +21,7 @@ import pytest
 
 from platform_assets_tests.e2e.browser import dismiss_welcome, shoot
 from platform_assets_tests.e2e.dagster_server import BIN, REPO, dagster_dev, free_port
+from platform_assets_tests.fixtures.hosts import stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -80,15 +80,7 @@ def process(command: list[str], log: Path, **kwargs):
     try:
         yield started
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(started.pid, sig)
-                started.wait(timeout=20)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(started)
 
 
 def access_log(folder: Path) -> list[str]:

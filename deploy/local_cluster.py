@@ -36,7 +36,7 @@ WORKERS = ("worker-1", "worker-2")
 READY = "cluster ready"
 
 
-def up(folder: Path, days: int | None, door_port: int) -> None:
+def up(folder: Path, days: int | None, door_port: int, view_port: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pid").write_text(str(os.getpid()))
     stopping = []
@@ -77,15 +77,16 @@ def up(folder: Path, days: int | None, door_port: int) -> None:
         control("door", [str(REPO / "deploy" / "door.sh"), "up"], {
             "DOOR_DIR": str(folder / "door"), "DOOR_OPERATORS": str(folder / "operators.passwd"),
             "DOOR_VIEWERS": str(folder / "viewers.passwd"), "DOOR_TLS_CERT": str(cert), "DOOR_TLS_KEY": str(key),
-            "DOOR_LISTEN": f"127.0.0.1:{door_port}", "DOOR_VIEW_LISTEN": f"127.0.0.1:{door_port + 1}",
+            "DOOR_LISTEN": f"127.0.0.1:{door_port}", "DOOR_VIEW_LISTEN": f"127.0.0.1:{view_port}",
             "DAGSTER_UI": f"127.0.0.1:{webserver}", "DAGSTER_READONLY_UI": f"127.0.0.1:{read_only}"})
 
         for port in (webserver, read_only):
             _wait_for_webserver(port, folder)
-        _wait_for_port(door_port, folder)
+        for port in (door_port, view_port):
+            _wait_for_port(port, folder)
         land = [str(BIN / "platform-assets"), "land", "--data-dir", str(data), "--batch", "all", "--weather"]
         subprocess.run([*land, *(["--days", str(days)] if days else [])], check=True, capture_output=True, env=env)
-        info = {"operators": f"https://127.0.0.1:{door_port}", "viewers": f"https://127.0.0.1:{door_port + 1}",
+        info = {"operators": f"https://127.0.0.1:{door_port}", "viewers": f"https://127.0.0.1:{view_port}",
                 "passwords": passwords, "certificate": str(cert), "hosts": {name: host.address for name, host in hosts.items()},
                 "object_store": services.store.endpoint, "reader_identity": services.store.env("lake-reader"),
                 "lake_catalog": env["PLATFORM_LAKE_CATALOG"], "folder": str(folder)}
@@ -156,10 +157,11 @@ def main() -> None:
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--dir", type=Path, default=REPO / ".cluster", help="its folder (default .cluster/)")
     parser.add_argument("--days", type=int, default=None, help="days of sample sales to land (default: all 942)")
-    parser.add_argument("--port", type=int, default=8443, help="the door's port for operators (viewers: +1)")
+    parser.add_argument("--port", type=int, default=8443, help="the door's port for operators (default 8443)")
+    parser.add_argument("--view-port", type=int, default=None, help="the door's port for viewers (default --port + 1)")
     args = parser.parse_args()
     if args.command == "up":
-        up(args.dir.resolve(), args.days, args.port)
+        up(args.dir.resolve(), args.days, args.port, args.view_port or args.port + 1)
     else:
         down(args.dir.resolve())
 

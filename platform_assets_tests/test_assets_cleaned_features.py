@@ -9,7 +9,7 @@ import pytest
 
 from polars.testing import assert_frame_equal
 
-from platform_assets.warehouse import tables
+from platform_assets.warehouse import digests, tables
 from platform_assets.assets.cleaned import cleaned_sales
 from platform_assets.assets.config import LayerConfig
 from platform_assets.assets.features import sales_features
@@ -30,6 +30,11 @@ def build(resources, instance, full_rebuild=False) -> dg.ExecuteInProcessResult:
 def metadata(result, key):
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
     return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def data_version(data_dir, name) -> str:
+    with lake(data_dir) as conn:
+        return digests.data_version(conn, name)
 
 
 def table(data_dir, name) -> pl.DataFrame:
@@ -173,10 +178,17 @@ def test_a_full_rebuild_in_many_chunks_equals_one_in_a_single_chunk(data_dir, re
     with lake(data_dir) as conn:
         store_ranges = tables.chunks(conn, "cleaned.sales", "store", 4_000)
         assert len(store_ranges) >= 20 and len(tables.chunks(conn, "raw.sales", "Date", 4_000)) >= 20
+    versions = {name: data_version(data_dir, name) for name in whole}
     chunked = build(resources, instance, full_rebuild=True)
     assert metadata(chunked, "features/sales_features")["mode"] == "full"
     for name, rows in whole.items():
         assert_frame_equal(rows, table(data_dir, name))
+    # the digest a rebuild keeps as its chunks go in equals hashing the table it wrote, and the one-chunk digest
+    with lake(data_dir, read_only=False) as conn:
+        for name in whole:
+            kept = digests.data_version(conn, name)
+            digests.recompute_digest(conn, name)
+            assert digests.data_version(conn, name) == kept == versions[name], name
 
     # the stores on either side of every seam, against the lags and 7/28-day means SQL computes from cleaned rows
     edges = sorted({store for first, last in store_ranges for store in (first, last)})

@@ -37,7 +37,7 @@ def test_a_local_cluster_comes_up_loads_the_sample_on_its_workers_and_goes_away(
     namespaces_before = netns_names()
     log = (tmp_path / "up.log").open("w")
     cluster = subprocess.Popen([sys.executable, str(SCRIPT), "up", "--dir", str(folder), "--days", str(DAYS),
-                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+                                "--port", str(port), "--view-port", str(free_port())], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         info_file = folder / "cluster.json"
         wait_for(info_file.exists, 300, cluster, tmp_path / "up.log")

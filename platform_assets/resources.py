@@ -84,7 +84,7 @@ class LandingZone(dg.ConfigurableResource):
     def drop(self, source: Path) -> Entry:
         """Put a copy of ``source`` into landing the way a careful upstream does: whole or not at all, so the
         sensor never sees half of it. A folder's copy is dated back by the quiet period, so it is taken at once."""
-        source = Path(source)
+        source = Path(source).resolve()  # a link given on the command line: the file it names
         if not source.is_file():
             raise FileNotFoundError(errno.ENOENT, "not a regular file", str(source))
         settled = datetime.now(UTC).timestamp() - Settings.from_env().landing_quiet_seconds
@@ -109,7 +109,7 @@ class LandingZone(dg.ConfigurableResource):
         key = f"{entry.name}/{landed_at.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{digest[:ARCHIVE_HASH_CHARS]}" \
               f"{Path(entry.name).suffix}"
         existing = self.archive.entry(key)
-        if existing is not None:
+        if existing is not None and existing.size == entry.size:
             return existing, False
         try:
             self.archive.copy_whole(entry, key)
@@ -139,7 +139,11 @@ class LandingZone(dg.ConfigurableResource):
         if target != entry.name:
             reason += f"\n(landed as {printable(entry.name)!r}, quarantined as {target})"
         self.quarantine.write_whole(f"{target}.reason.txt", (reason + "\n").encode())
-        self.quarantine.move_here(entry, target)
+        try:
+            self.quarantine.move_here(entry, target)
+        except BaseException:
+            self.quarantine.remove(Entry(self.quarantine, f"{target}.reason.txt"))  # no reason without its entry
+            raise
         return target
 
 

@@ -44,6 +44,7 @@ class Entry:
     size: int = 0
     modified: float = 0.0  # seconds since the epoch: mtime, or an object's LastModified
     target: str | None = None  # where a link points
+    tag: str | None = None  # this version of it: an object's ETag, a file's inode, size and time
 
     @property
     def name(self) -> str:
@@ -83,7 +84,13 @@ class Place:
         return f"{self.url}/{key}"
 
     def path_of(self, key: str) -> str:
-        """The key as the filesystem names it: a local path, or ``bucket/prefix/key``."""
+        """The key as the filesystem names it: a local path, or ``bucket/prefix/key``.
+
+        A local key never climbs out of its folder: an object named ``a/../../x`` is only a
+        name in a bucket, but would be a path on a disk.
+        """
+        if self.is_local and any(part in ("", ".", "..") for part in key.split("/")):
+            raise ValueError(f"{key!r} is not a plain name inside {self.url}")
         return f"{self.root}/{key}"
 
     def entries(self, under: str = "") -> list[Entry]:
@@ -105,7 +112,11 @@ class Place:
         try:
             listed = self.fs.ls(folder, detail=True, refresh=True)
         except FileNotFoundError:
-            return []
+            listed = []
+        if not listed:  # a misspelt bucket is not an empty landing zone
+            bucket = self.root.split("/", 1)[0]
+            if not self.fs.exists(bucket):
+                raise FileNotFoundError(f"there is no bucket {bucket!r} (or this identity may not see it)")
         return [self._object_entry(prefix + info["name"].rstrip("/").rsplit("/", 1)[-1], info) for info in listed
                 if info["name"].rstrip("/") != folder.rstrip("/")]
 
@@ -125,8 +136,9 @@ class Place:
         return self.entry(key) is not None
 
     def open(self, key: str) -> IO[bytes]:
+        """For reading; a local link is refused, never followed (it may have been swapped in since it was listed)."""
         if self.is_local:
-            return open(self.path_of(key), "rb")
+            return os.fdopen(os.open(self.path_of(key), os.O_RDONLY | os.O_NOFOLLOW), "rb")
         return io.BufferedReader(self.fs.open(self.path_of(key), "rb"))  # the file API in full (readline's limit)
 
     def read_text(self, key: str) -> str:
@@ -150,16 +162,24 @@ class Place:
             raise
 
     def copy_whole(self, source: Entry, key: str, modified: float | None = None) -> None:
-        """Copy ``source`` (from any place) to ``key``, appearing whole; ``modified`` dates a folder's copy back."""
+        """Copy ``source`` (from any place) to ``key``, appearing whole; ``modified`` dates a folder's copy back.
+
+        Only calls that take a path as it is (``cp_file``, never ``copy``): fsspec reads
+        ``*``, ``?`` and ``[`` in the others as a pattern, and a key may hold any of them.
+        """
         if not self.is_local:  # an upload or a copy appears whole when it ends
             target = self.path_of(key)
-            if source.place.fs is self.fs:
-                self.fs.copy(source.place.path_of(source.key), target)  # server-side
-            elif source.place.is_local:
-                self.fs.put_file(source.place.path_of(source.key), target)
-            else:
-                with source.open() as handle, self.fs.open(target, "wb") as out:
+            if not source.place.is_local and _same_store(source.place.fs, self.fs):
+                self.fs.cp_file(source.place.path_of(source.key), target)  # server-side
+                return
+            with source.open() as handle:
+                out = self.fs.open(target, "wb")
+                try:
                     shutil.copyfileobj(handle, out, 8 * 2**20)
+                except BaseException:
+                    out.discard()  # an upload cut short leaves no object behind
+                    raise
+                out.close()
             return
         target = self.path_of(key)
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -177,60 +197,90 @@ class Place:
             raise
 
     def move_here(self, source: Entry, key: str) -> None:
-        """Move any entry (a folder's link, pipe or sub-folder too) to ``key``: a rename, or a copy then a delete."""
+        """Move any entry (a folder's link, pipe or sub-folder too) to ``key``: a rename, or copies then deletes.
+
+        Across places, exactly what was copied is deleted, and only if it did not change
+        meanwhile (what changed stays where it was, for the next look); a copy that fails
+        takes back what it had written.
+        """
         if self.is_local and source.place.is_local:
             os.makedirs(os.path.dirname(self.path_of(key)), exist_ok=True)
             os.replace(source.place.path_of(source.key), self.path_of(key))
             return
-        self._copy_any(source, key)
-        source.place.remove(source)
+        written: list[str] = []
+        copied: list[Entry] = []
+        try:
+            self._copy_any(source, key, written, copied)
+        except BaseException:
+            for done in written:
+                self.remove(Entry(self, done))
+            raise
+        for entry in copied:
+            entry.place.remove_if_unchanged(entry)
+        if source.kind == "folder":
+            source.place.remove_folder_if_empty(source.key)
 
-    def _copy_any(self, source: Entry, key: str) -> None:
+    def _copy_any(self, source: Entry, key: str, written: list[str], copied: list[Entry]) -> None:
         """A file's bytes, a folder's entries one by one; a link or a pipe as a note of what it was, never
         what it reaches (a link in landing/ may point anywhere on the host)."""
         if source.kind == "folder":
             for inner in source.place.entries(source.key):
-                self._copy_any(inner, f"{key}/{inner.name}")
-        elif source.kind == "file":
+                name = inner.name if inner.name not in ("", ".", "..") else \
+                    f"unsafe-name~{hashlib.sha256(inner.name.encode()).hexdigest()[:12]}"
+                self._copy_any(inner, f"{key}/{name}", written, copied)
+            return
+        if source.kind == "file":
             self.copy_whole(source, key)
         else:
             self.write_whole(key, f"({source.kind}{f' to {source.target}' if source.target else ''})\n".encode())
+        written.append(key)
+        copied.append(source)
 
     def remove(self, entry: Entry) -> None:
-        """Remove an entry (a folder with what is in it); one that is already gone is fine."""
+        """Remove one file (or a folder's link or pipe); one that is already gone is fine."""
         path = self.path_of(entry.key)
         if self.is_local:
-            if entry.kind == "folder":
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                _unlink(path)
+            _unlink(path)
             return
         try:
-            self.fs.rm(path, recursive=entry.kind == "folder")
+            self.fs.rm_file(path)  # never a pattern (see copy_whole)
         except FileNotFoundError:
             pass
 
+    def remove_if_unchanged(self, entry: Entry) -> bool:
+        """Remove the entry unless it changed since it was looked at (a new version landed under its name).
+
+        The check and the delete are two calls: a version landing between them is the one
+        race left (S3 has no delete conditional on the content).
+        """
+        now = self.entry(entry.key)
+        if now is not None and (now.kind, now.tag) != (entry.kind, entry.tag):
+            return False
+        self.remove(entry)
+        return True
+
     def remove_folder_if_empty(self, key: str) -> None:
-        """A local folder left empty goes; a bucket has no empty folders."""
+        """A local folder left empty goes (and its empty sub-folders); a bucket has no empty folders."""
         if self.is_local:
-            try:
-                os.rmdir(self.path_of(key))
-            except OSError:  # not empty, or gone
-                pass
+            for folder, _, _ in os.walk(self.path_of(key), topdown=False):  # links are not followed
+                try:
+                    os.rmdir(folder)
+                except OSError:  # not empty, or gone
+                    pass
 
     def _local_entry(self, key: str) -> Entry:
         path = self.path_of(key)
         info = os.lstat(path)
         kind = KINDS.get(stat.S_IFMT(info.st_mode), "device")
-        return Entry(self, key, kind, info.st_size, info.st_mtime,
-                     target=os.readlink(path) if kind == "link" else None)
+        return Entry(self, key, kind, info.st_size, info.st_mtime, target=os.readlink(path) if kind == "link" else None,
+                     tag=f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}")
 
     def _object_entry(self, key: str, info: dict) -> Entry:
         if info.get("type") == "directory":
             return Entry(self, key, "folder")
         modified = info.get("LastModified")
         return Entry(self, key, "file", int(info.get("size") or 0),
-                     modified.timestamp() if isinstance(modified, datetime) else 0.0)
+                     modified.timestamp() if isinstance(modified, datetime) else 0.0, tag=info.get("ETag"))
 
 
 def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -240,6 +290,11 @@ def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     if "://" in url and not url.startswith("file://"):
         raise ValueError(f"{url}: only local folders and s3:// URLs are supported")
     return LocalFileSystem(), os.path.abspath(url.removeprefix("file://")).rstrip("/") or "/"
+
+
+def _same_store(one: fsspec.AbstractFileSystem, other: fsspec.AbstractFileSystem) -> bool:
+    """The same server and identity (fsspec keeps an instance per thread, so not ``is``)."""
+    return type(one) is type(other) and one.storage_options == other.storage_options
 
 
 def _hidden(path: str) -> str:

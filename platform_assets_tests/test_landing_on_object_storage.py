@@ -19,6 +19,7 @@ import pytest
 
 from platform_assets.resources import LandingZone
 from platform_assets.sample_data.land import land
+from platform_assets.storage import Place
 from platform_assets_tests.conftest import landing_sensor
 from platform_assets_tests.fixtures.object_store import LANDING_ZONE, seaweedfs
 from platform_assets_tests.test_sensor import requested, run_request
@@ -241,3 +242,53 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_names_with_pattern_characters_are_taken_as_names_never_as_patterns(tick, put, keys, master_loaded, store,
+                                                                           prefix):
+    waiting = b"Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday\n1,2,2013-01-01,1,1,1,0,0,1\n"
+    put("sales_2013-01-01.csv", waiting)
+    put("*", b"star\n")  # as a pattern it would match (and move, and delete) everything in landing
+    put("rep[1].csv", b"x\n")
+    put("*/part-0.csv", b"y\n")  # a "folder" named *
+    result = tick()
+    assert [r.partition_key for r in result.run_requests] == ["sales_2013-01-01.csv"]
+    assert keys("landing") == ["sales_2013-01-01.csv"]  # the file waiting for its load is untouched
+    star, rep = (f"{stem}~{hashlib.sha256(name.encode()).hexdigest()[:12]}" for stem, name in
+                 (("_", "*"), ("rep_1_.csv", "rep[1].csv")))  # unsafe names get a readable stem and a hash
+    assert set(keys("quarantine")) == {star, f"{star}.reason.txt", f"{star}.2/part-0.csv", f"{star}.2.reason.txt",
+                                       rep, f"{rep}.reason.txt"}  # each entry by itself, nothing else
+    assert bytes(obstore.get(store.bucket("quarantine"), f"{prefix}/{star}").bytes()) == b"star\n"
+
+
+def test_a_key_that_would_climb_out_of_a_local_folder_is_refused(tmp_path, landing):
+    """AWS S3 takes ``a/../../x`` as a key (SeaweedFS and obstore refuse it); copied into a local quarantine it
+    would be a path out of it. A local place refuses such a key instead of writing it."""
+    quarantine = Place(str(tmp_path / "quarantine"))
+    for key in ("evil/../../../escaped.txt", "..", "a//b", "./a"):
+        with pytest.raises(ValueError, match="is not a plain name inside"):
+            quarantine.write_whole(key, b"outside\n")
+    assert list(tmp_path.rglob("*escaped*")) == []
+
+
+def test_a_version_that_landed_while_the_old_one_was_looked_at_is_not_removed(landing, put, keys):
+    put("sales_2013-01-01.csv", b"old\n")
+    seen = landing.landed("sales_2013-01-01.csv")
+    put("sales_2013-01-01.csv", b"the correction\n")
+    assert not landing.landing.remove_if_unchanged(seen)
+    assert keys("landing") == ["sales_2013-01-01.csv"]
+    assert landing.landing.remove_if_unchanged(landing.landed("sales_2013-01-01.csv"))
+    assert keys("landing") == []
+
+
+@pytest.mark.parametrize("role, told", [("admin", "there is no bucket 'no-such-bucket'"),
+                                         ("lake-writer", "PermissionError: Access Denied")])
+def test_a_landing_bucket_that_does_not_exist_is_said_so_not_taken_for_an_empty_one(
+        instance, data_dir, store, monkeypatch, role, told):
+    for name, value in store.env(role).items():
+        monkeypatch.setenv(name, value)
+    zone = LandingZone(data_dir=str(data_dir), landing_url="s3://no-such-bucket")
+    result = landing_sensor(dg.build_sensor_context(instance=instance, resources={"landing": zone}))
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message.startswith("cannot list the landing zone s3://no-such-bucket (") and told in \
+        result.skip_message

@@ -174,8 +174,9 @@ def _load_file(
         snapshot = commits.last_snapshot(conn)
         table_rows = scalar(conn, f"SELECT count(*) FROM {table}")
 
-    if from_landing:
-        _remove_from_landing(source, rows, archived)
+    if from_landing and not _remove_from_landing(source, rows, archived):
+        context.log.warning(f"{name} changed in landing while it loaded: that new version stays there, and the "
+                            "landing sensor takes it as a new landing")
     context.log.info(f"committed {rows:,} rows of {name} into {table} (snapshot {snapshot}); "
                      f"file archived as {archived.url}")
     return dg.MaterializeResult(
@@ -216,9 +217,10 @@ def _landed_at(context: dg.AssetExecutionContext, conn, name: str, digest: str) 
     return ledger.landed_at(conn, name, digest) or datetime.now(UTC)
 
 
-def _remove_from_landing(source: Entry, rows: int, archived: Entry) -> None:
+def _remove_from_landing(source: Entry, rows: int, archived: Entry) -> bool:
+    """Take the loaded file out of landing; False if a new version landed under its name meanwhile."""
     try:
-        source.place.remove(source)
+        return source.place.remove_if_unchanged(source)
     except OSError as error:
         raise dg.Failure(
             description=(f"{source.name}: its {rows:,} rows were committed and the file archived as {archived.url}, "

@@ -249,7 +249,9 @@ class _Tick:
             self.record(STUCK, name, f"waited {waited / 60:.1f} min: {why}")
 
     def drop_duplicate(self, entry: Entry) -> None:
-        entry.place.remove(entry)
+        if not entry.place.remove_if_unchanged(entry):
+            self.log.info(f"{entry.name} changed while it was looked at; looked at again next tick")
+            return
         self.log.info(f"{entry.name} landed again with the content already loaded; removed from landing "
                       f"(that version is in {self.landing.archive.url_of(entry.name)})")
 

@@ -22,7 +22,7 @@ from platform_assets.sample_data.land import land
 from platform_assets.storage import Place
 from platform_assets_tests.conftest import landing_sensor
 from platform_assets_tests.fixtures.object_store import LANDING_ZONE, seaweedfs
-from platform_assets_tests.test_sensor import requested, run_request
+from platform_assets_tests.test_sensor import requested, run_request, tick  # noqa: F401 - tick: the sensor's ticks
 
 ARCHIVED = re.compile(r"\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{12}\.csv")
 
@@ -58,23 +58,6 @@ def keys(store, prefix):
 def put(store, prefix):
     """Upstream writes an object straight into the landing bucket."""
     return lambda key, data: obstore.put(store.bucket("landing", role="upstream"), f"{prefix}/{key}", data)
-
-
-@pytest.fixture
-def tick(instance, landing, monkeypatch):
-    """Evaluate the sensor like the daemon does (see test_sensor.py), without a quiet period."""
-    monkeypatch.setenv("PLATFORM_LANDING_QUIET_SECONDS", "0")
-    state = {"cursor": None}
-
-    def _tick() -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=instance, cursor=state["cursor"], resources={"landing": landing})
-        result = landing_sensor(context)
-        for request in result.dynamic_partitions_requests:
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        state["cursor"] = result.cursor
-        return result
-
-    return _tick
 
 
 @pytest.fixture

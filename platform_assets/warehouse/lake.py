@@ -133,10 +133,7 @@ class Warehouse(DuckDBResource):
                     for extension in self._extensions:
                         conn.execute(f"LOAD '{extension_file(extension)}'")
                     if object_storage.is_s3(self.data_path):
-                        try:
-                            conn.execute(object_storage.s3_secret_sql())
-                        except object_storage.MissingCredentials as error:
-                            raise LakeError(description=str(error)) from None
+                        _add_s3_secret(conn)
                     options = f"DATA_PATH '{self.data_path}'" + (", READ_ONLY" if self.read_only else "")
                     try:
                         conn.execute(f"ATTACH 'ducklake:{self.catalog}' AS {LAKE} ({options})")
@@ -162,10 +159,7 @@ class Warehouse(DuckDBResource):
         if object_storage.is_s3(self.data_path):
             return
         conn.execute(f"LOAD '{extension_file('httpfs')}'")
-        try:
-            conn.execute(object_storage.s3_secret_sql())
-        except object_storage.MissingCredentials as error:
-            raise LakeError(description=str(error)) from None
+        _add_s3_secret(conn)
 
     def _limit_memory(self, conn: duckdb.DuckDBPyConnection) -> None:
         """DuckDB keeps to its share of the run's memory limit and spills the rest under the data directory."""
@@ -210,6 +204,14 @@ class Warehouse(DuckDBResource):
         """The catalog as it may be logged: a password written into it is masked."""
         return " ".join("password=***" if part.lower().startswith("password=") else part
                         for part in self.catalog.split(" "))
+
+
+def _add_s3_secret(conn: duckdb.DuckDBPyConnection) -> None:
+    """This process's S3 identity as DuckDB's temporary secret; none in the environment is a LakeError."""
+    try:
+        conn.execute(object_storage.s3_secret_sql())
+    except object_storage.MissingCredentials as error:
+        raise LakeError(description=str(error)) from None
 
 
 def _lock_down(conn: duckdb.DuckDBPyConnection, data_path: str) -> None:

@@ -36,6 +36,11 @@ def celery_settings() -> dict:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,  # a worker holds only the task it is running
         "broker_connection_retry_on_startup": True,
+        # a worker whose link to Redis is down when its step ends keeps the step's result and
+        # tries again (backing off to 10 s) instead of reporting "No route to host" as the step's
+        # failure once the link is back: the step's work is committed, its run must see it succeed
+        "result_backend_always_retry": True,
+        "result_backend_max_sleep_between_retries_ms": 10_000,
         "broker_transport_options": {
             **broker_transport_options,  # dagster-celery's retries of a send
             "visibility_timeout": redeliver,

@@ -126,6 +126,19 @@ class DagsterServer:
         return [e["error"]["message"] for e in data["logsForRun"]["events"]
                 if e["__typename"] == "ExecutionStepFailureEvent"]
 
+    def run_story(self, run_id: str) -> list[str]:
+        """A run's failures and engine messages, in order: what a failing test prints to say why."""
+        data = self.graphql(
+            """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {
+                 __typename ... on MessageEvent { message stepKey timestamp }
+                 ... on ErrorEvent { error { message } } } } } }""",
+            {"runId": run_id},
+        )
+        told = ("Failure", "Engine", "Retry", "Restart", "Canceled", "Launched")
+        return [f"{e['__typename']} {e.get('stepKey') or ''}: {e.get('message') or ''} "
+                f"{(e.get('error') or {}).get('message') or ''}".strip()
+                for e in data["logsForRun"]["events"] if any(w in e["__typename"] for w in told)]
+
     def runs_for_partition(self, partition: str) -> list[dict]:
         return [r for r in self.runs() if {"key": "dagster/partition", "value": partition} in r["tags"]]
 

@@ -146,9 +146,11 @@ def _without_gaps(rows: pl.LazyFrame) -> pl.LazyFrame:
     """``rows`` (sorted by store, date) plus an empty row for each day a store has no row between two of
     its rows, sorted the same way."""
     previous = pl.when(pl.col("store").shift(1) == pl.col("store")).then(pl.col("date").shift(1))
-    gaps = (rows.select("store", pl.date_ranges(previous + timedelta(days=1), pl.col("date"), closed="left")
-                        .alias("date"))
-            .filter(pl.col("date").list.len() > 0)
+    # the few rows after a gap first, then their missing days: a list per row of all rows cost 0.1 s per 1M
+    gaps = (rows.select("store", "date", previous.alias("_previous"))
+            .filter(pl.col("date") - pl.col("_previous") > timedelta(days=1))
+            .select("store", pl.date_ranges(pl.col("_previous") + timedelta(days=1), pl.col("date"), closed="left")
+                    .alias("date"))
             .explode("date"))
     return pl.concat([rows, gaps], how="diagonal_relaxed").sort(["store", "date"])
 

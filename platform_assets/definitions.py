@@ -37,13 +37,16 @@ def built_on(key: dg.AssetKey) -> list[dg.AssetKey]:
 
 
 
+built_on_datasets = {d.asset_key: built_on(d.asset_key) for d in datasets.all}
+incremental_update, full_rebuild = layer_jobs(layers)
+
 defs = dg.Definitions(
     assets=assets,
     asset_checks=checks,
-    jobs=[*layer_jobs(layers), lake_maintenance],
+    jobs=[incremental_update, full_rebuild, lake_maintenance],
     schedules=[nightly_lake_maintenance],
-    sensors=[landing_sensor(datasets, {d.asset_key: built_on(d.asset_key) for d in datasets.all}),
-             recheck_sensor(datasets, checks), downstream_automation,
+    sensors=[landing_sensor(datasets, built_on_datasets),
+             recheck_sensor(datasets, checks, built_on_datasets, incremental_update), downstream_automation,
              model_retraining, alert_sensor],
     executor=execution.executor(),  # in the run's process, or on Celery workers (the cluster profile)
     resources={

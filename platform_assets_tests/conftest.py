@@ -55,7 +55,8 @@ def run_checks_only(defs: dg.Definitions, instance, request: dg.RunRequest) -> d
     """Run a recheck request as the daemon does: its checks only, nothing loaded."""
     return defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
-    ).execute_in_process(instance=instance, partition_key=request.partition_key)
+    ).execute_in_process(instance=instance, partition_key=request.partition_key,
+                         tags={"dagster/sensor_name": recheck_sensor.name})
 
 
 def causes(error: BaseException) -> str:

@@ -373,6 +373,37 @@ def test_a_fixed_store_master_rechecks_the_sales_files_it_failed_and_the_flow_re
         assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(1115,)]
 
 
+def test_a_recheck_that_passes_after_the_layers_held_its_batch_back_builds_them_again(
+        pipeline, data_dir, instance, resources):
+    """The fixed master carried through cleaned and features in its own run, before the recheck got the writers'
+    pool: the layers held the failed batch back, and no new data would ever make them look again (found by CI)."""
+    from platform_assets.automation.conditions import with_automation
+
+    defs = dg.Definitions(assets=with_automation(ASSETS), asset_checks=CHECKS, resources=resources)
+    (archived,) = (data_dir / "archive" / "store.csv").iterdir()
+    good_master = archived.read_bytes()
+    (data_dir / "landing" / "store.csv").write_text(good_master.decode().splitlines()[0] + "\n")  # header only
+    assert not run(instance, resources, assets=[raw_stores]).success
+    assert "raw/sales:store_in_master" in failed(pipeline(GOOD))
+    _, cursor = recheck_requests(instance)
+    (data_dir / "landing" / "store.csv").write_bytes(good_master)
+    assert run(instance, resources, assets=[raw_stores]).success
+    assert run(instance, resources, assets=[cleaned_sales, sales_features]).success  # the carried-through run
+    automation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    (request,), cursor = recheck_requests(instance, cursor)
+    assert run_checks_only(defs, instance, request).success
+    automation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=automation.cursor)
+    assert automation.get_num_requested(cleaned_sales.key) == 0  # nothing new upstream: automation alone waits
+
+    (follow_up,), cursor = recheck_requests(instance, cursor)
+    assert (follow_up.job_name, set(follow_up.asset_selection)) == (
+        "incremental_update", {cleaned_sales.key, sales_features.key})
+    assert run(instance, resources, assets=[cleaned_sales, sales_features]).success
+    with lake(data_dir) as conn:
+        assert conn.sql(f"SELECT count(*) FROM features.sales_features WHERE date = '{DAY}'").fetchall() == [(1115,)]
+    assert recheck_requests(instance, cursor)[0] == []  # built since: asked once
+
+
 def test_a_fixed_store_master_rechecks_a_table_file_it_failed(data_dir, instance, resources):
     """store_states.csv replaces its table and loads_after raw/stores: its failed check is re-run, not only files'."""
     store_states = defined("raw/store_states")

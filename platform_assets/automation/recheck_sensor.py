@@ -14,6 +14,12 @@ Two cases, one sensor over every landed dataset (both re-run its contract, check
   loaded but the run ended before its checks gave a verdict (the server stopped mid-run:
   found by the restart test). Its file is archived, so nothing else would ever verify it,
   and the layers read verified files only. It is checked again once per run that left it so.
+
+A recheck that passes is followed through the layers built on the dataset when they last ran
+before it (a new store master is carried through cleaned and features in its own run, which may
+finish while the recheck waits for the writers' pool: those layers then held the batch back, and
+no new data would ever tell them to look again; found by CI). Once no run that builds them is
+queued or running, and they have not been built since, the sensor requests them itself.
 """
 
 import json
@@ -22,6 +28,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
 
+from platform_assets.automation.landing_sensor import IN_FLIGHT
 from platform_assets.datasets import Datasets
 from platform_assets.event_log import read_after
 from platform_assets.settings import Settings
@@ -30,9 +37,15 @@ from platform_assets.settings import Settings
 RUN_ENDS = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED)
 
 
-def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
-    """The sensor for the contracts of the landed datasets."""
+SENSOR_NAME = "recheck_landed_files"
+
+
+def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition],
+                   layers: dict[dg.AssetKey, list[dg.AssetKey]], follow_job) -> dg.SensorDefinition:
+    """The sensor for the contracts of the landed datasets; ``layers`` are those built on each dataset (first
+    the nearest), which ``follow_job`` (an asset job that selects them) builds after a recheck passed."""
     per_file = [dataset for dataset in datasets.all if dataset.per_file]
+    by_name = {dataset.name: dataset for dataset in datasets.all}
     contracts = {d.name: next(c for c in checks if {k.asset_key for k in c.check_keys} == {d.asset_key})
                  for d in datasets.all}
     check_keys = {name: sorted(c.check_keys, key=lambda k: k.name) for name, c in contracts.items()}
@@ -46,12 +59,12 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -
             for d in datasets.all}
 
     @dg.sensor(
-        name="recheck_landed_files",
+        name=SENSOR_NAME,
         description="Re-runs the checks of landed files after what their checks read changed (so a fix un-stops "
                     "them) and of files whose run ended before their checks finished.",
         minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        jobs=list(jobs.values()),
+        jobs=[*jobs.values(), follow_job],
     )
     def recheck(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         seen = json.loads(context.cursor) if context.cursor else {}
@@ -81,10 +94,26 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition]) -
                 context.log.warning(f"{name} was loaded by run {run_id}, which ended before its checks finished: "
                                     "checking it again")
                 requests.setdefault((dataset.name, name), f"recheck {name} after run {run_id}")
+        follow = seen.setdefault("follow", {})  # dataset -> when its latest passed recheck ended
+        for event in ended:
+            if event.dagster_event.event_type == DagsterEventType.RUN_SUCCESS:
+                for name in _rechecked(context.instance, event.run_id, datasets):
+                    follow[name] = max(follow.get(name, 0), event.timestamp)
+        follow_ups = []
+        for name, passed_at in sorted(follow.items()):
+            built = layers.get(by_name[name].asset_key, []) if name in by_name else []
+            if not built or not _held_back(context.instance, by_name[name].asset_key, built[0], passed_at):
+                del follow[name]
+            elif not _being_built(context.instance, set(built)):
+                context.log.info(f"{name} passed its recheck after {built[0].to_user_string()} was last built: "
+                                 "building the layers on it again")
+                follow_ups.append(dg.RunRequest(run_key=f"follow recheck of {name} at {passed_at}",
+                                                job_name=follow_job.name, asset_selection=built))
+                del follow[name]
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=key, job_name=jobs[dataset].name, partition_key=name or None,
                                         asset_selection=[], asset_check_keys=check_keys[dataset])
-                          for (dataset, name), key in sorted(requests.items())],
+                          for (dataset, name), key in sorted(requests.items())] + follow_ups,
             cursor=json.dumps(seen),
         )
 
@@ -121,3 +150,28 @@ def _checks_cut_short(instance: dg.DagsterInstance, blocking: list[dg.AssetCheck
     return {i.partition_key: i.latest_planned_run_id for i in infos
             if i.latest_execution_status == Status.PLANNED and i.latest_planned_run_id in ended_runs
             and i.latest_materialization_storage_id is not None}
+
+
+def _rechecked(instance: dg.DagsterInstance, run_id: str, datasets: Datasets) -> set[str]:
+    """The datasets whose checks a run of this sensor checked again (none for any other run)."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.tags.get("dagster/sensor_name") != SENSOR_NAME:
+        return set()
+    checked = {entry.dagster_event.event_specific_data.asset_key
+               for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)}
+    return {d.name for d in datasets.all if d.asset_key in checked}
+
+
+def _held_back(instance: dg.DagsterInstance, dataset: dg.AssetKey, layer: dg.AssetKey, passed_at: float) -> bool:
+    """The layer was last built after the dataset's latest load and before its recheck passed: it left the
+    batch out, and automation sees nothing newer upstream. (Built after the pass, it took the batch; built
+    before the latest load, or never, automation builds it by itself.)"""
+    built = instance.get_latest_materialization_event(layer)
+    loaded = instance.get_latest_materialization_event(dataset)
+    return built is not None and loaded is not None and loaded.timestamp <= built.timestamp < passed_at
+
+
+def _being_built(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> bool:
+    """A queued or running run builds one of ``keys`` (a run of every asset counts): it reads the verdict itself."""
+    return any(run.asset_selection is None or run.asset_selection & keys
+               for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=50))

@@ -156,9 +156,14 @@ def test_odd_files_slow_writers_failed_loads_and_a_bad_master_never_stop_the_pla
     assert server.query("SELECT count(*), count(DISTINCT (store, date)) FROM features.sales_features") == [
         (FIRST_DAY_ROWS + 5 * DAY_ROWS,) * 2]
     assert list(landing.iterdir()) == []
-    rechecks = [r for r in runs if {"key": "dagster/sensor_name", "value": "recheck_landed_files"}
-                in r["tags"]]
+    by_recheck_sensor = [r for r in runs if {"key": "dagster/sensor_name", "value": "recheck_landed_files"}
+                         in r["tags"]]
+    # its recheck of the failed file; and, when the fixed master's own run built the layers before that
+    # recheck got the writers' pool, its follow-up through them (the layers had held the file back)
+    rechecks = [r for r in by_recheck_sensor if not any(t["key"] == "dagster/run_key" and
+                                                        t["value"].startswith("follow recheck") for t in r["tags"])]
     assert [r["status"] for r in rechecks] == ["SUCCESS"]
+    assert all(r["status"] == "SUCCESS" for r in by_recheck_sensor) and len(by_recheck_sensor) <= 2
     loads = Counter(t["value"] for r in runs if r["status"] == "SUCCESS" for t in r["tags"]
                     if t["key"] == "dagster/partition" and r not in rechecks)
     # every sales file committed once (2013-01-06 loaded too, but its run failed on its checks)

@@ -304,12 +304,17 @@ def _carried_through(context, runs: list[dg.RunRequest], layers: dict[dg.AssetKe
     """
     if len(runs) != 1 or runs[0].partition_key is None or not layers.get(runs[0].asset_selection[0]):
         return runs
-    in_flight = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=50)
-    if any(run.asset_selection is None or run.asset_selection & writers for run in in_flight):
+    if being_built(context.instance, writers):
         return runs
     (run,) = runs
     return [dg.RunRequest(run_key=run.run_key, partition_key=run.partition_key, tags=run.tags,
                           asset_selection=[*run.asset_selection, *layers[run.asset_selection[0]]])]
+
+
+def being_built(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> bool:
+    """A queued or running run builds one of ``keys`` (a run of every asset counts)."""
+    return any(run.asset_selection is None or run.asset_selection & keys
+               for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=50))
 
 
 def _problem(entry: Entry, datasets: Datasets) -> str | None:

@@ -27,8 +27,9 @@ import json
 import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+from dagster._core.storage.tags import SENSOR_NAME_TAG
 
-from platform_assets.automation.landing_sensor import IN_FLIGHT
+from platform_assets.automation.landing_sensor import being_built
 from platform_assets.datasets import Datasets
 from platform_assets.event_log import read_after
 from platform_assets.settings import Settings
@@ -104,7 +105,7 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition],
             built = layers.get(by_name[name].asset_key, []) if name in by_name else []
             if not built or not _held_back(context.instance, by_name[name].asset_key, built[0], passed_at):
                 del follow[name]
-            elif not _being_built(context.instance, set(built)):
+            elif not being_built(context.instance, set(built)):  # that run reads the verdict itself
                 context.log.info(f"{name} passed its recheck after {built[0].to_user_string()} was last built: "
                                  "building the layers on it again")
                 follow_ups.append(dg.RunRequest(run_key=f"follow recheck of {name} at {passed_at}",
@@ -155,7 +156,7 @@ def _checks_cut_short(instance: dg.DagsterInstance, blocking: list[dg.AssetCheck
 def _rechecked(instance: dg.DagsterInstance, run_id: str, datasets: Datasets) -> set[str]:
     """The datasets whose checks a run of this sensor checked again (none for any other run)."""
     run = instance.get_run_by_id(run_id)
-    if run is None or run.tags.get("dagster/sensor_name") != SENSOR_NAME:
+    if run is None or run.tags.get(SENSOR_NAME_TAG) != SENSOR_NAME:
         return set()
     checked = {entry.dagster_event.event_specific_data.asset_key
                for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)}
@@ -169,9 +170,3 @@ def _held_back(instance: dg.DagsterInstance, dataset: dg.AssetKey, layer: dg.Ass
     built = instance.get_latest_materialization_event(layer)
     loaded = instance.get_latest_materialization_event(dataset)
     return built is not None and loaded is not None and loaded.timestamp <= built.timestamp < passed_at
-
-
-def _being_built(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> bool:
-    """A queued or running run builds one of ``keys`` (a run of every asset counts): it reads the verdict itself."""
-    return any(run.asset_selection is None or run.asset_selection & keys
-               for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=50))

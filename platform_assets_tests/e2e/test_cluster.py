@@ -90,6 +90,12 @@ def load_big_file(server):
     return first, big, run, worker.split("@")[1]
 
 
+def told(server, runs) -> str:
+    """Each run's status and story: what a failed assertion on them prints."""
+    return "\n".join(line for r in runs
+                     for line in [f"run {r['runId'][:8]} {r['status']}", *server.run_story(r["runId"])])
+
+
 def assert_loaded_once(server, first, big) -> None:
     """Every file's rows in raw once, no key twice, one ledger row, one archived copy, landing empty."""
     rows = dict(server.query("SELECT _source_file, count(*) FROM raw.sales GROUP BY 1"))
@@ -116,8 +122,7 @@ def test_a_worker_host_killed_mid_load_the_other_host_finishes_it_and_the_file_i
         runs = server.runs_for_partition(big.path.name)
         print(f"\nkilled {victim}; runs of the file: {[(r['runId'][:8], r['status']) for r in runs]}; "
               f"{time.time() - killed_at:.0f}s from the kill to the end")
-        assert runs[-1]["status"] == "SUCCESS", "\n".join(
-            line for r in runs for line in [f"run {r['runId'][:8]} {r['status']}", *server.run_story(r["runId"])])
+        assert runs[-1]["status"] == "SUCCESS", told(server, runs)
         assert step_hosts(server, runs[-1]["runId"])["raw__sales"].endswith(f"@{survivor}")
         server.wait_until(server.idle, 300, "the downstream layers")
     assert_loaded_once(server, first, big)
@@ -138,8 +143,7 @@ def test_a_worker_hosts_link_cut_for_30s_mid_load_the_run_finishes_once_it_is_ba
         server.wait_until(lambda: server.runs_for_partition(big.path.name)[-1]["status"] in ("SUCCESS", "FAILURE"),
                           600, "the big file's run to end")
         runs = server.runs_for_partition(big.path.name)
-        assert [r["status"] for r in runs] == ["SUCCESS"], "\n".join(
-            line for r in runs for line in [f"run {r['runId'][:8]} {r['status']}", *server.run_story(r["runId"])])
+        assert [r["status"] for r in runs] == ["SUCCESS"], told(server, runs)
         executions = [e for e in step_events(server, run["runId"], "raw__sales") if e == "ExecutionStepStartEvent"]
         assert len(executions) == 1 and step_hosts(server, run["runId"])["raw__sales"].endswith(f"@{cut}")
         server.wait_until(server.idle, 300, "the downstream layers")

@@ -139,3 +139,24 @@ def test_a_store_never_sees_the_rows_of_the_store_before_it_nor_days_across_a_lo
     assert by_day[9]["sales_mean_28d"] == 10  # March 1st
     assert by_day[10]["sales_lag_1"] == 90 and by_day[10]["sales_mean_7d"] == 90
     assert by_day[10]["sales_std_28d"] == pytest.approx(statistics.stdev([10, 90]))
+
+
+def test_a_state_holiday_never_reaches_the_store_before_or_after_it():
+    # in (store, date) order store 9's days follow store 8's holiday and precede store 10's:
+    # a distance taken across stores would be negative (Feb 28th - Mar 10th, Feb 1st - Mar 1st)
+    rows = cleaned_rows().collect()
+    store_1, store_2 = rows.filter(pl.col("store") == 1), rows.filter(pl.col("store") == 2)
+    no_holiday = pl.lit("0")
+    stores = [
+        store_1.with_columns(store=pl.lit(8, pl.Int64),
+                             state_holiday=pl.when(pl.col("date") == date(2015, 3, 10)).then(pl.lit("a")).otherwise(no_holiday)),
+        store_2.with_columns(store=pl.lit(9, pl.Int64), state_holiday=no_holiday),
+        store_2.with_columns(store=pl.lit(10, pl.Int64), date=pl.col("date") - timedelta(days=27),
+                             state_holiday=pl.when(pl.col("date") == date(2015, 2, 28)).then(pl.lit("a")).otherwise(no_holiday)),
+    ]
+    out = build_features(pl.concat(stores).lazy()).collect()
+    store_9 = out.filter(pl.col("store") == 9)
+    assert store_9["days_since_state_holiday"].to_list() == [30, 30]
+    assert store_9["days_until_state_holiday"].to_list() == [30, 30]
+    assert out.filter(pl.col("store") == 8, pl.col("date") == date(2015, 3, 9))["days_until_state_holiday"].item() == 1
+    assert out.filter(pl.col("store") == 10)["days_since_state_holiday"].to_list() == [0, 1]

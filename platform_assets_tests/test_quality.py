@@ -200,6 +200,21 @@ def test_cleaned_checks_guard_features_when_raw_checks_are_bypassed(pipeline, in
     assert fingerprint(data_dir) != before  # cleaned changed, features did not run
 
 
+def test_a_key_written_twice_into_a_layer_fails_its_uniqueness_check_naming_the_key(pipeline, instance, resources,
+                                                                                 data_dir):
+    with lake(data_dir, read_only=False) as conn:  # a bug in a transform, or a hand-made insert
+        for table in ("cleaned.sales", "features.sales_features"):
+            conn.execute(f"INSERT INTO {table} SELECT * REPLACE (now() AS _updated_at) FROM {table} "
+                         "WHERE store = 7 AND date = '2013-01-02'")
+    keys = [cleaned_sales.key, sales_features.key]
+    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks_for_assets(*keys),
+                            instance=instance, resources=resources, raise_on_error=False)
+    for asset in ("cleaned/sales", "features/sales_features"):
+        check = failed(result)[f"{asset}:store_date_unique"]
+        assert check.metadata["failed_rows_count"].value == 1
+        assert "| 7 | 2013-01-02 |" in check.metadata["failing_rows"].value
+
+
 def test_layer_checks_read_the_rows_not_yet_verified(pipeline, data_dir, instance, resources):
     """Cleaned checks read the rows written since the last passing run; rows that failed are read again."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from dagster._core.storage.tags import SENSOR_NAME_TAG
 
 from platform_assets import definitions as platform
 from platform_assets.resources import LandingZone, ModelStore, Warehouse
@@ -56,7 +57,7 @@ def run_checks_only(defs: dg.Definitions, instance, request: dg.RunRequest) -> d
     return defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(), asset_check_selection=set(request.asset_check_keys),
     ).execute_in_process(instance=instance, partition_key=request.partition_key,
-                         tags={"dagster/sensor_name": recheck_sensor.name})
+                         tags={SENSOR_NAME_TAG: recheck_sensor.name})
 
 
 def causes(error: BaseException) -> str:

@@ -146,13 +146,15 @@ def test_a_state_holiday_never_reaches_the_store_before_or_after_it():
     # a distance taken across stores would be negative (Feb 28th - Mar 10th, Feb 1st - Mar 1st)
     rows = cleaned_rows().collect()
     store_1, store_2 = rows.filter(pl.col("store") == 1), rows.filter(pl.col("store") == 2)
-    no_holiday = pl.lit("0")
+
+    def holiday_on(day):  # of the rows before the change of date
+        return pl.when(pl.col("date") == day).then(pl.lit("a")).otherwise(pl.lit("0"))
+
     stores = [
-        store_1.with_columns(store=pl.lit(8, pl.Int64),
-                             state_holiday=pl.when(pl.col("date") == date(2015, 3, 10)).then(pl.lit("a")).otherwise(no_holiday)),
-        store_2.with_columns(store=pl.lit(9, pl.Int64), state_holiday=no_holiday),
+        store_1.with_columns(store=pl.lit(8, pl.Int64), state_holiday=holiday_on(date(2015, 3, 10))),
+        store_2.with_columns(store=pl.lit(9, pl.Int64), state_holiday=pl.lit("0")),
         store_2.with_columns(store=pl.lit(10, pl.Int64), date=pl.col("date") - timedelta(days=27),
-                             state_holiday=pl.when(pl.col("date") == date(2015, 2, 28)).then(pl.lit("a")).otherwise(no_holiday)),
+                             state_holiday=holiday_on(date(2015, 2, 28))),
     ]
     out = build_features(pl.concat(stores).lazy()).collect()
     store_9 = out.filter(pl.col("store") == 9)

@@ -39,6 +39,7 @@ RUN_ENDS = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterE
 
 
 SENSOR_NAME = "recheck_landed_files"
+FOLLOW_UP_KEY = "follow recheck of"  # the run key of a follow-up through the layers starts so
 
 
 def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition],
@@ -108,7 +109,7 @@ def recheck_sensor(datasets: Datasets, checks: list[dg.AssetChecksDefinition],
             elif not being_built(context.instance, set(built)):  # that run reads the verdict itself
                 context.log.info(f"{name} passed its recheck after {built[0].to_user_string()} was last built: "
                                  "building the layers on it again")
-                follow_ups.append(dg.RunRequest(run_key=f"follow recheck of {name} at {passed_at}",
+                follow_ups.append(dg.RunRequest(run_key=f"{FOLLOW_UP_KEY} {name} at {passed_at}",
                                                 job_name=follow_job.name, asset_selection=built))
                 del follow[name]
         return dg.SensorResult(

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from platform_assets.automation.recheck_sensor import FOLLOW_UP_KEY, SENSOR_NAME as RECHECK_SENSOR
 from platform_assets.sample_data.land import land
 from platform_assets_tests.e2e.dagster_server import dagster_dev
 from platform_assets_tests.fixtures.odd_entries import odd_entries
@@ -156,12 +158,11 @@ def test_odd_files_slow_writers_failed_loads_and_a_bad_master_never_stop_the_pla
     assert server.query("SELECT count(*), count(DISTINCT (store, date)) FROM features.sales_features") == [
         (FIRST_DAY_ROWS + 5 * DAY_ROWS,) * 2]
     assert list(landing.iterdir()) == []
-    by_recheck_sensor = [r for r in runs if {"key": "dagster/sensor_name", "value": "recheck_landed_files"}
-                         in r["tags"]]
+    by_recheck_sensor = [r for r in runs if {"key": SENSOR_NAME_TAG, "value": RECHECK_SENSOR} in r["tags"]]
     # its recheck of the failed file; and, when the fixed master's own run built the layers before that
     # recheck got the writers' pool, its follow-up through them (the layers had held the file back)
-    rechecks = [r for r in by_recheck_sensor if not any(t["key"] == "dagster/run_key" and
-                                                        t["value"].startswith("follow recheck") for t in r["tags"])]
+    rechecks = [r for r in by_recheck_sensor
+                if not any(t["key"] == RUN_KEY_TAG and t["value"].startswith(FOLLOW_UP_KEY) for t in r["tags"])]
     assert [r["status"] for r in rechecks] == ["SUCCESS"]
     assert all(r["status"] == "SUCCESS" for r in by_recheck_sensor) and len(by_recheck_sensor) <= 2
     loads = Counter(t["value"] for r in runs if r["status"] == "SUCCESS" for t in r["tags"]
